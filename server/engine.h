@@ -37,6 +37,10 @@ CUSTOS_NODISCARD custos_err custos_engine_init(const char *dir);
 CUSTOS_NODISCARD custos_err custos_engine_open(custos_engine **out, const char *dir);
 void custos_engine_free(custos_engine *e);
 
+/* Override the engine's clock (unix seconds) for tests and services; @p now
+ * NULL restores time(NULL). */
+void custos_engine_set_clock(custos_engine *e, int64_t (*now)(void *ctx), void *ctx);
+
 /* Who did it, for the audit trail ("cli:root", "user:alice"), and from where. */
 typedef struct custos_actor {
     const char *who;

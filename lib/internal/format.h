@@ -247,6 +247,11 @@ typedef struct custos_identity_doc {
     char component[CUSTOS_MAX_NAME_LEN + 1];
     char serial[CUSTOS_MAX_SERIAL_LEN + 1];
     int mock;                                /* 1: keys in the clear, not device-locked */
+    /* From the package at request time (the package is removed afterwards):
+     * the Root of Trust that profiles must chain to, and the services. Kept
+     * in the authenticated cleartext header. */
+    STACK_OF(X509) *root_of_trust;           /* owned */
+    custos_services services;
     custos_identity_gen gens[CUSTOS_MAX_GENERATIONS];
     size_t n_gens;
 } custos_identity_doc;
@@ -270,5 +275,62 @@ CUSTOS_NODISCARD custos_err custos_identity_decode(custos_identity_doc **out, co
 CUSTOS_NODISCARD custos_err custos_identity_header(json_t **out, const uint8_t *data, size_t len);
 const custos_identity_gen *custos_identity_doc_gen(const custos_identity_doc *d,
                                                    const char *request_id);
+
+/* ---- helpers shared by the signed documents (lib/format/doc.c) ----------- */
+
+/* Most certificates in a root_of_trust or chain array of any document. */
+#define CUSTOS_DOC_MAX_CERTS 8
+/* Largest DER EncryptedPrivateKeyInfo accepted for the bootstrap key. */
+#define CUSTOS_DOC_MAX_KEY_ENC 8192
+
+/* What a fixed-size text field must look like (custos_doc_copy). */
+typedef enum custos_doc_kind {
+    CUSTOS_DOC_NAME,   /* custos_name_valid */
+    CUSTOS_DOC_ID,     /* custos_id_valid */
+    CUSTOS_DOC_SERIAL, /* custos_serial_valid */
+    CUSTOS_DOC_TEXT,   /* custos_text_valid */
+} custos_doc_kind;
+
+/* Copy @p src into @p dst (capacity @p cap incl. NUL): LIMIT when longer than
+ * cap - 1, MALFORMED when it is not a valid @p kind; errors name @p field. */
+CUSTOS_NODISCARD custos_err custos_doc_copy(char *dst, size_t cap, const char *src,
+                                            custos_doc_kind kind, const char *field);
+/* Set o[key] = v, taking v (also on failure). */
+CUSTOS_NODISCARD custos_err custos_doc_set(json_t *o, const char *key, json_t *v);
+CUSTOS_NODISCARD custos_err custos_doc_set_string(json_t *o, const char *key, const char *v);
+CUSTOS_NODISCARD custos_err custos_doc_set_time(json_t *o, const char *key, int64_t t);
+CUSTOS_NODISCARD custos_err custos_doc_time(int64_t *out, const char *s, const char *field);
+/* MALFORMED "<what>: <jansson text>" for a failed strict unpack. */
+custos_err custos_doc_unpack_error(const json_error_t *e, const char *what);
+/* Check "format" == @p format (MALFORMED) and "version" == 1 (UNSUPPORTED). */
+CUSTOS_NODISCARD custos_err custos_doc_check_header(const char *format, json_int_t version,
+                                                    const char *want, const char *what);
+/* {"cloud_url": "", "gateways": []} */
+CUSTOS_NODISCARD custos_err custos_doc_services_from_json(custos_services *out, const json_t *j,
+                                                          const char *field);
+CUSTOS_NODISCARD custos_err custos_doc_services_to_json(json_t **out, const custos_services *s);
+/* JSON array of base64 DER certificates, between @p min and @p max entries. */
+CUSTOS_NODISCARD custos_err custos_doc_certs_from_json(STACK_OF(X509) **out, const json_t *j,
+                                                       size_t min, size_t max,
+                                                       const char *field);
+CUSTOS_NODISCARD custos_err custos_doc_certs_to_json(json_t **out, const STACK_OF(X509) *certs);
+/* Deep copy of a certificate stack (up-refs each certificate); NULL gives an empty stack. */
+CUSTOS_NODISCARD custos_err custos_doc_certs_dup(STACK_OF(X509) **out, const STACK_OF(X509) *in);
+/* 1 if @p x is self-signed (issuer == subject and its signature verifies with its own key). */
+int custos_doc_cert_self_signed(X509 *x);
+/* 1 if @p x (compared by DER) is in @p certs. */
+int custos_doc_certs_contain(const STACK_OF(X509) *certs, const X509 *x);
+/* Verify @p leaf chains via @p untrusted to a root in @p store at @p now:
+ * EXPIRED / NOT_YET_VALID naming the certificate and date, else UNTRUSTED.
+ * Errors name @p field. */
+CUSTOS_NODISCARD custos_err custos_doc_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted,
+                                                    X509_STORE *store, int64_t now,
+                                                    const char *field);
+
+/* Build the PKCS#10 request a device makes for one key: subject CN={serial},
+ * signed with @p key (custos_key_md). lib/format/request.c. */
+CUSTOS_NODISCARD custos_err custos_csr_build(X509_REQ **out, EVP_PKEY *key, const char *system,
+                                             const char *component, const char *serial,
+                                             const char *tmpl);
 
 #endif

@@ -151,4 +151,14 @@ int custos_oid_nid(custos_oid oid);
 /* The dotted text of @p oid. */
 const char *custos_oid_text(custos_oid oid);
 
+/* ---- added by lib/x509util.c ---------------------------------------------- */
+
+/* 1 if @p x carries extended key usage @p nid (e.g. custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP)). */
+int custos_x509_has_eku(const X509 *x, int nid);
+
+/* MALFORMED unless @p obj is an object whose keys are all in @p allowed
+ * (NULL-terminated); the error names "<field>.<key>" (lib/util.c). */
+CUSTOS_NODISCARD custos_err custos_json_check_keys(const json_t *obj, const char *const *allowed,
+                                                   const char *field);
+
 #endif

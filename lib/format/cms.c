@@ -1,0 +1,397 @@
+/* CMS SignedData envelope (RFC 5652, DER): sign, verify with an explicit
+ * chain check at a per-call time, and peek without verifying. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "internal/format.h"
+
+static custos_err bio_to_buf(uint8_t **out, size_t *out_len, BIO *bio)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    uint8_t *buf = NULL;
+
+    CUSTOS_ENSURE(n >= 0, CUSTOS_ERR_INTERNAL, NULL, "cannot read a memory BIO");
+    buf = malloc((size_t)n + 1);
+    CUSTOS_ENSURE(buf != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    if (n > 0)
+        memcpy(buf, data, (size_t)n);
+    buf[n] = 0;
+    *out = buf;
+    *out_len = (size_t)n;
+    buf = NULL;
+    ret = CUSTOS_OK;
+out:
+    free(buf);
+    return ret;
+}
+
+custos_err custos_cms_sign(uint8_t **out, size_t *out_len, custos_oid ct, const uint8_t *content,
+                           size_t content_len, const custos_signer *signer)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CMS_ContentInfo *cms = NULL;
+    BIO *in = NULL;
+    unsigned char *der = NULL;
+    uint8_t *buf = NULL;
+    const EVP_MD *md;
+    int nid = custos_oid_nid(ct);
+    int len;
+
+    *out = NULL;
+    *out_len = 0;
+    CUSTOS_ENSURE(signer != NULL && signer->cert != NULL && signer->key != NULL, CUSTOS_ERR_ARG,
+                  "signer", "no signing certificate or key");
+    CUSTOS_ENSURE(nid != NID_undef && ct <= CUSTOS_OID_CT_RECEIPT, CUSTOS_ERR_ARG, NULL,
+                  "unknown content type");
+    CUSTOS_ENSURE(content != NULL && content_len > 0 && content_len <= INT32_MAX, CUSTOS_ERR_ARG,
+                  NULL, "no content to sign");
+    /* OpenSSL 3.0's CMS cannot sign or verify with EdDSA (no RFC 8419 support). */
+    CUSTOS_ENSURE(custos_key_alg(signer->key) != CUSTOS_ALG_ED25519, CUSTOS_ERR_UNSUPPORTED,
+                  "signer", "Ed25519 keys cannot sign CMS with this OpenSSL; use ECDSA or RSA");
+    CUSTOS_ENSURE(X509_check_private_key(signer->cert, signer->key) == 1, CUSTOS_ERR_ARG,
+                  "signer", "the signing key does not match the signing certificate");
+    ERR_clear_error();
+    md = custos_key_md(signer->key);
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
+    if (cms == NULL || CMS_add1_signer(cms, signer->cert, signer->key, md, CMS_NOSMIMECAP) == NULL ||
+        CMS_set1_eContentType(cms, OBJ_nid2obj(nid)) != 1) {
+        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up the CMS signer");
+        goto out;
+    }
+    for (int i = 0; signer->chain != NULL && i < sk_X509_num(signer->chain); i++) {
+        X509 *c = sk_X509_value(signer->chain, i);
+
+        if (X509_cmp(c, signer->cert) == 0)
+            continue;
+        if (CMS_add1_cert(cms, c) != 1) {
+            ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer",
+                                       "cannot add a chain certificate");
+            goto out;
+        }
+    }
+    in = BIO_new_mem_buf(content, (int)content_len);
+    CUSTOS_ENSURE(in != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    if (CMS_final(cms, in, NULL, CMS_BINARY) != 1) {
+        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "CMS signing failed");
+        goto out;
+    }
+    len = i2d_CMS_ContentInfo(cms, &der);
+    if (len <= 0) {
+        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, NULL, "cannot encode the CMS");
+        goto out;
+    }
+    buf = malloc((size_t)len);
+    CUSTOS_ENSURE(buf != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    memcpy(buf, der, (size_t)len);
+    *out = buf;
+    *out_len = (size_t)len;
+    buf = NULL;
+    ret = CUSTOS_OK;
+out:
+    free(buf);
+    OPENSSL_free(der);
+    BIO_free(in);
+    CMS_ContentInfo_free(cms);
+    return ret;
+}
+
+/* Parse the DER SignedData: size bound, no trailing bytes, one signer,
+ * embedded content. */
+static custos_err cms_parse(CMS_ContentInfo **out, const uint8_t *der, size_t der_len, size_t max,
+                            const char *what)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    const unsigned char *p = der;
+    CMS_ContentInfo *cms = NULL;
+    ASN1_OCTET_STRING **content;
+
+    *out = NULL;
+    CUSTOS_ENSURE(der != NULL && der_len > 0, CUSTOS_ERR_MALFORMED, what, "the %s is empty", what);
+    CUSTOS_ENSURE(der_len <= max, CUSTOS_ERR_TOO_LARGE, what,
+                  "the %s is %zu bytes, over the limit of %zu bytes", what, der_len, max);
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
+    if (cms == NULL) {
+        ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, what,
+                                   "the %s is not a DER CMS message", what);
+        goto out;
+    }
+    CUSTOS_ENSURE(p == der + der_len, CUSTOS_ERR_MALFORMED, what,
+                  "the %s has %zu trailing bytes after the CMS message", what,
+                  (size_t)(der + der_len - p));
+    CUSTOS_ENSURE(OBJ_obj2nid(CMS_get0_type(cms)) == NID_pkcs7_signed, CUSTOS_ERR_MALFORMED, what,
+                  "the %s is not CMS SignedData", what);
+    CUSTOS_ENSURE(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) == 1, CUSTOS_ERR_MALFORMED,
+                  what, "the %s must have exactly one signer", what);
+    content = CMS_get0_content(cms);
+    CUSTOS_ENSURE(content != NULL && *content != NULL, CUSTOS_ERR_MALFORMED, what,
+                  "the %s carries no content", what);
+    *out = cms;
+    cms = NULL;
+    ret = CUSTOS_OK;
+out:
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return ret;
+}
+
+static custos_err cms_content(uint8_t **out, size_t *out_len, CMS_ContentInfo *cms)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    ASN1_OCTET_STRING **content = CMS_get0_content(cms);
+    uint8_t *buf = NULL;
+    int n;
+
+    CUSTOS_ENSURE(content != NULL && *content != NULL, CUSTOS_ERR_MALFORMED, NULL, "no content");
+    n = ASN1_STRING_length(*content);
+    CUSTOS_ENSURE(n >= 0, CUSTOS_ERR_MALFORMED, NULL, "no content");
+    buf = malloc((size_t)n + 1);
+    CUSTOS_ENSURE(buf != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    if (n > 0)
+        memcpy(buf, ASN1_STRING_get0_data(*content), (size_t)n);
+    buf[n] = 0;
+    *out = buf;
+    *out_len = (size_t)n;
+    buf = NULL;
+    ret = CUSTOS_OK;
+out:
+    free(buf);
+    return ret;
+}
+
+static custos_err cms_certs(STACK_OF(X509) **out, CMS_ContentInfo *cms)
+{
+    STACK_OF(X509) *certs = CMS_get1_certs(cms);
+
+    if (certs == NULL)
+        certs = sk_X509_new_null();
+    *out = certs;
+    if (certs == NULL)
+        return custos_error_set(CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    return CUSTOS_OK;
+}
+
+static const char *cert_cn(const X509 *x, char *buf, size_t cap)
+{
+    X509_NAME *name = X509_get_subject_name(x);
+
+    if (name == NULL || X509_NAME_get_text_by_NID(name, NID_commonName, buf, (int)cap) <= 0)
+        (void)snprintf(buf, cap, "%s", "unnamed");
+    return buf;
+}
+
+static const char *role_name(int nid)
+{
+    if (nid == custos_oid_nid(CUSTOS_OID_EKU_PACKAGE_SIGNING))
+        return "package-signing";
+    if (nid == custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING))
+        return "profile-signing";
+    if (nid == custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP))
+        return "bootstrap";
+    return OBJ_nid2sn(nid) != NULL ? OBJ_nid2sn(nid) : "required";
+}
+
+/* Chain @p signer to trust->store at trust->now, using the certificates the
+ * message carries and trust->untrusted as intermediates. */
+static custos_err verify_chain(X509 *signer, STACK_OF(X509) *carried, const custos_trust *trust,
+                               const char *what)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    X509_STORE_CTX *ctx = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    char cn[128], when[21];
+    int64_t t = 0;
+    int err;
+    X509 *bad;
+
+    untrusted = sk_X509_dup(carried);
+    CUSTOS_ENSURE(untrusted != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    for (int i = 0; trust->untrusted != NULL && i < sk_X509_num(trust->untrusted); i++)
+        CUSTOS_ENSURE(sk_X509_push(untrusted, sk_X509_value(trust->untrusted, i)) > 0,
+                      CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    ctx = X509_STORE_CTX_new();
+    CUSTOS_ENSURE(ctx != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    if (X509_STORE_CTX_init(ctx, trust->store, signer, untrusted) != 1) {
+        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up verification");
+        goto out;
+    }
+    if (trust->now != 0)
+        X509_STORE_CTX_set_time(ctx, 0, (time_t)trust->now);
+    if (X509_verify_cert(ctx) == 1) {
+        ret = CUSTOS_OK;
+        goto out;
+    }
+    err = X509_STORE_CTX_get_error(ctx);
+    bad = X509_STORE_CTX_get_current_cert(ctx);
+    if (bad == NULL)
+        bad = signer;
+    (void)cert_cn(bad, cn, sizeof(cn));
+    if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID) {
+        int expired = err == X509_V_ERR_CERT_HAS_EXPIRED;
+        time_t at = trust->now != 0 ? (time_t)trust->now : time(NULL);
+
+        /* OpenSSL reports the first bad certificate from the root down; the
+         * signer's own validity is what a person needs to hear about. */
+        if (X509_cmp_time(expired ? X509_get0_notAfter(signer) : X509_get0_notBefore(signer),
+                          &at) == (expired ? -1 : 1))
+            bad = signer;
+        (void)cert_cn(bad, cn, sizeof(cn));
+
+        if (custos_asn1_time_to_unix(&t, expired ? X509_get0_notAfter(bad)
+                                                 : X509_get0_notBefore(bad)) < 0)
+            t = 0;
+        custos_time_format(when, t);
+        ret = custos_error_set(expired ? CUSTOS_ERR_EXPIRED : CUSTOS_ERR_NOT_YET_VALID, "signer",
+                               "the %s certificate %s this %s %s %s", cn,
+                               bad == signer ? "that signed" : "in the chain of the signer of",
+                               what, expired ? "expired at" : "is not valid before", when);
+        goto out;
+    }
+    ret = custos_error_set(CUSTOS_ERR_UNTRUSTED, "signer",
+                           "the signer of this %s is not trusted: %s (certificate %s)", what,
+                           X509_verify_cert_error_string(err), cn);
+out:
+    X509_STORE_CTX_free(ctx);
+    sk_X509_free(untrusted);
+    ERR_clear_error();
+    return ret;
+}
+
+custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_signer,
+                             STACK_OF(X509) **out_certs, const uint8_t *der, size_t der_len,
+                             size_t max, custos_oid ct, const custos_trust *trust,
+                             const char *what)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CMS_ContentInfo *cms = NULL;
+    STACK_OF(X509) *certs = NULL;
+    STACK_OF(X509) *signers = NULL;
+    BIO *sink = NULL;
+    X509 *signer;
+    int nid = custos_oid_nid(ct);
+    unsigned long e;
+
+    *out_content = NULL;
+    *out_len = 0;
+    if (out_signer != NULL)
+        *out_signer = NULL;
+    if (out_certs != NULL)
+        *out_certs = NULL;
+    if (what == NULL)
+        what = "signed file";
+    CUSTOS_ENSURE(trust != NULL && trust->store != NULL, CUSTOS_ERR_ARG, NULL,
+                  "no trust anchors to verify the %s", what);
+    CUSTOS_ENSURE(nid != NID_undef, CUSTOS_ERR_ARG, NULL, "unknown content type");
+    CUSTOS_GUARD(cms_parse(&cms, der, der_len, max, what));
+    CUSTOS_ENSURE(OBJ_obj2nid(CMS_get0_eContentType(cms)) == nid, CUSTOS_ERR_MALFORMED, what,
+                  "this is not a %s (content type is not %s)", what, custos_oid_text(ct));
+    CUSTOS_GUARD(cms_certs(&certs, cms));
+    sink = BIO_new(BIO_s_mem());
+    CUSTOS_ENSURE(sink != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    ERR_clear_error();
+    if (CMS_verify(cms, NULL, NULL, NULL, sink, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+        e = ERR_peek_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_CMS && ERR_GET_REASON(e) == CMS_R_SIGNER_CERTIFICATE_NOT_FOUND)
+            ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, "signer",
+                                       "the %s does not carry its signer's certificate", what);
+        else
+            ret = custos_error_set_ssl(CUSTOS_ERR_SIGNATURE, "signature",
+                                       "the signature on this %s does not verify", what);
+        goto out;
+    }
+    signers = CMS_get0_signers(cms);
+    CUSTOS_ENSURE(signers != NULL && sk_X509_num(signers) == 1, CUSTOS_ERR_MALFORMED, "signer",
+                  "the %s does not carry its signer's certificate", what);
+    signer = sk_X509_value(signers, 0);
+    CUSTOS_GUARD(verify_chain(signer, certs, trust, what));
+    CUSTOS_ENSURE(trust->signer_eku_nid == 0 || custos_x509_has_eku(signer, trust->signer_eku_nid),
+                  CUSTOS_ERR_UNTRUSTED, "signer", "the signer of this %s is not a %s certificate",
+                  what, role_name(trust->signer_eku_nid));
+    CUSTOS_GUARD(bio_to_buf(out_content, out_len, sink));
+    if (out_signer != NULL) {
+        CUSTOS_ENSURE(X509_up_ref(signer) == 1, CUSTOS_ERR_INTERNAL, NULL, "up_ref failed");
+        *out_signer = signer;
+    }
+    if (out_certs != NULL) {
+        *out_certs = certs;
+        certs = NULL;
+    }
+    ret = CUSTOS_OK;
+out:
+    if (ret < 0) {
+        free(*out_content);
+        *out_content = NULL;
+        *out_len = 0;
+    }
+    sk_X509_free(signers);
+    sk_X509_pop_free(certs, X509_free);
+    BIO_free(sink);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return ret;
+}
+
+custos_err custos_cms_peek(uint8_t **out_content, size_t *out_len, STACK_OF(X509) **out_certs,
+                           custos_oid *out_ct, const uint8_t *der, size_t der_len, size_t max,
+                           const char *what)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CMS_ContentInfo *cms = NULL;
+    STACK_OF(X509) *certs = NULL;
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    int nid;
+    int found = -1;
+
+    if (out_content != NULL)
+        *out_content = NULL;
+    if (out_len != NULL)
+        *out_len = 0;
+    if (out_certs != NULL)
+        *out_certs = NULL;
+    if (out_ct != NULL)
+        *out_ct = CUSTOS_OID_COUNT;
+    if (what == NULL)
+        what = "signed file";
+    /* Register our OIDs first so the parsed eContentType maps to their NIDs. */
+    (void)custos_oid_nid(CUSTOS_OID_CT_PACKAGE);
+    CUSTOS_GUARD(cms_parse(&cms, der, der_len, max, what));
+    nid = OBJ_obj2nid(CMS_get0_eContentType(cms));
+    for (int i = CUSTOS_OID_CT_PACKAGE; i <= CUSTOS_OID_CT_RECEIPT; i++) {
+        if (nid != NID_undef && nid == custos_oid_nid((custos_oid)i))
+            found = i;
+    }
+    CUSTOS_ENSURE(found >= 0, CUSTOS_ERR_MALFORMED, what,
+                  "the %s does not hold a Custos content type", what);
+    if (out_content != NULL) {
+        CUSTOS_GUARD(cms_content(&content, &content_len, cms));
+        CUSTOS_ENSURE(out_len != NULL, CUSTOS_ERR_ARG, NULL, "no length output");
+    }
+    if (out_certs != NULL)
+        CUSTOS_GUARD(cms_certs(&certs, cms));
+    if (out_content != NULL) {
+        *out_content = content;
+        *out_len = content_len;
+        content = NULL;
+    }
+    if (out_certs != NULL) {
+        *out_certs = certs;
+        certs = NULL;
+    }
+    if (out_ct != NULL)
+        *out_ct = (custos_oid)found;
+    ret = CUSTOS_OK;
+out:
+    free(content);
+    sk_X509_pop_free(certs, X509_free);
+    CMS_ContentInfo_free(cms);
+    return ret;
+}

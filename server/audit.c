@@ -1,0 +1,150 @@
+/* Hash-chained audit trail (server/audit.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "audit.h"
+#include "internal/util.h"
+
+#define AUDIT_MAX_TEXT 1024
+
+static custos_err entry_hash(uint8_t out[32], const uint8_t prev[32], const custos_store_audit *a,
+                             const json_t *detail)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    json_t *j = NULL;
+    char *dump = NULL;
+    size_t dump_len = 0;
+    char when[21];
+    EVP_MD_CTX *md = NULL;
+    unsigned int n = 0;
+
+    custos_time_format(when, a->time);
+    j = json_pack("{s:s, s:s, s:O, s:s, s:s, s:I, s:s}", "action", a->action, "actor", a->actor,
+                  "detail", detail, "from", a->from, "object", a->object, "seq",
+                  (json_int_t)a->seq, "time", when);
+    CUSTOS_ENSURE(j != NULL, CUSTOS_ERR_NOMEM, "audit", "audit: cannot build entry %lld",
+                  (long long)a->seq);
+    CUSTOS_GUARD(custos_json_dump(&dump, &dump_len, j));
+    md = EVP_MD_CTX_new();
+    CUSTOS_ENSURE(md != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    CUSTOS_ENSURE(EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                      EVP_DigestUpdate(md, prev, 32) == 1 &&
+                      EVP_DigestUpdate(md, dump, dump_len) == 1 &&
+                      EVP_DigestFinal_ex(md, out, &n) == 1 && n == 32,
+                  CUSTOS_ERR_INTERNAL, "audit", "audit: SHA-256 failed");
+    ret = CUSTOS_OK;
+out:
+    EVP_MD_CTX_free(md);
+    free(dump);
+    json_decref(j);
+    return ret;
+}
+
+static int text_ok(const char *s)
+{
+    return s != NULL && strlen(s) <= AUDIT_MAX_TEXT;
+}
+
+custos_err custos_audit_append(custos_store *st, int64_t now, const custos_actor *actor,
+                               const char *action, const char *object, const json_t *detail)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_store_audit a;
+    uint8_t prev[32];
+    json_t *empty = NULL;
+    char *detail_text = NULL;
+    size_t detail_len = 0;
+
+    memset(&a, 0, sizeof(a));
+    CUSTOS_ENSURE(st != NULL && action != NULL, CUSTOS_ERR_ARG, "audit", "audit: no action");
+    if (detail == NULL) {
+        empty = json_object();
+        CUSTOS_ENSURE(empty != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+        detail = empty;
+    }
+    CUSTOS_ENSURE(json_is_object(detail), CUSTOS_ERR_ARG, "audit", "audit: detail not an object");
+    a.actor = actor != NULL && actor->who != NULL ? actor->who : "unknown";
+    a.from = actor != NULL && actor->from != NULL ? actor->from : "";
+    a.action = action;
+    a.object = object != NULL ? object : "";
+    CUSTOS_ENSURE(text_ok(a.actor) && text_ok(a.from) && text_ok(a.object), CUSTOS_ERR_LIMIT,
+                  "audit", "audit: actor/from/object longer than %d bytes", AUDIT_MAX_TEXT);
+    a.time = now;
+    CUSTOS_GUARD(st->ops->audit_last(st->ctx, &a.seq, prev));
+    a.seq++;
+    CUSTOS_GUARD(custos_json_dump(&detail_text, &detail_len, detail));
+    a.detail = detail_text;
+    CUSTOS_GUARD(entry_hash(a.hash, prev, &a, detail));
+    CUSTOS_GUARD(st->ops->audit_append(st->ctx, &a));
+    ret = CUSTOS_OK;
+out:
+    free(detail_text);
+    json_decref(empty);
+    return ret;
+}
+
+typedef struct verify_ctx {
+    uint8_t prev[32];
+    int64_t expect_seq;
+    size_t count;
+    custos_err err;
+} verify_ctx;
+
+static int verify_one(const custos_store_audit *a, void *ctx)
+{
+    verify_ctx *v = ctx;
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    json_t *detail = NULL;
+    uint8_t h[32];
+
+    CUSTOS_ENSURE(a->seq == v->expect_seq, CUSTOS_ERR_MALFORMED, "audit",
+                  "audit entry %lld: expected seq %lld (entry missing or reordered)",
+                  (long long)a->seq, (long long)v->expect_seq);
+    CUSTOS_ENSURE(a->actor != NULL && a->from != NULL && a->action != NULL &&
+                      a->object != NULL && a->detail != NULL,
+                  CUSTOS_ERR_MALFORMED, "audit", "audit entry %lld: missing field",
+                  (long long)a->seq);
+    ret = custos_json_parse(&detail, (const uint8_t *)a->detail, strlen(a->detail),
+                            "audit detail");
+    if (ret < 0) {
+        ret = custos_error_set(CUSTOS_ERR_MALFORMED, "audit",
+                               "audit entry %lld: detail is not valid JSON", (long long)a->seq);
+        goto out;
+    }
+    CUSTOS_GUARD(entry_hash(h, v->prev, a, detail));
+    CUSTOS_ENSURE(CRYPTO_memcmp(h, a->hash, 32) == 0, CUSTOS_ERR_MALFORMED, "audit",
+                  "audit entry %lld: hash does not match (entry or chain altered)",
+                  (long long)a->seq);
+    memcpy(v->prev, h, 32);
+    v->expect_seq++;
+    v->count++;
+    ret = CUSTOS_OK;
+out:
+    json_decref(detail);
+    if (ret < 0) {
+        v->err = ret;
+        return ret;
+    }
+    return 0;
+}
+
+custos_err custos_audit_verify(size_t *out_count, custos_store *st)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    verify_ctx v;
+
+    memset(&v, 0, sizeof(v));
+    v.expect_seq = 1;
+    CUSTOS_ENSURE(out_count != NULL && st != NULL, CUSTOS_ERR_ARG, "audit", "audit: no store");
+    *out_count = 0;
+    ret = st->ops->audit_iter(st->ctx, verify_one, &v);
+    *out_count = v.count;
+    if (ret < 0)
+        goto out;
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}

@@ -1,0 +1,26 @@
+/* The audit trail of custosd: append-only, hash-chained.
+ *
+ * Entry {seq, time, actor, from, action, object, detail} with
+ * hash = SHA-256(prev_hash || canonical JSON of the entry), where the
+ * canonical JSON is the key-sorted compact dump of
+ * {"action","actor","detail","from","object","seq","time"} (time as RFC 3339)
+ * and prev_hash of the first entry is 32 zero bytes. Callers append inside the
+ * same store transaction as the change they record. */
+#ifndef CUSTOS_SERVER_AUDIT_H
+#define CUSTOS_SERVER_AUDIT_H
+
+#include <jansson.h>
+
+#include "engine.h"
+#include "store/store.h"
+
+/* Append one entry. @p detail (borrowed, may be NULL for {}) must be an object. */
+CUSTOS_NODISCARD custos_err custos_audit_append(custos_store *st, int64_t now,
+                                                const custos_actor *actor, const char *action,
+                                                const char *object, const json_t *detail);
+
+/* Recompute the chain: *out_count entries checked. On a break,
+ * CUSTOS_ERR_MALFORMED with field "audit" naming the first bad seq. */
+CUSTOS_NODISCARD custos_err custos_audit_verify(size_t *out_count, custos_store *st);
+
+#endif

@@ -1,0 +1,67 @@
+/* The CA of custosd: certificate building for the hierarchy
+ * (server/ca/hierarchy.c), device certificate issuance (server/ca/issue.c)
+ * and the RFC 5280 + Custos profile lint (server/ca/lint.c). */
+#ifndef CUSTOS_SERVER_CA_H
+#define CUSTOS_SERVER_CA_H
+
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "custos/error.h"
+#include "custos/types.h"
+
+#define CUSTOS_CA_BACKDATE 300 /* seconds: notBefore = now - this, for clock skew */
+
+/* Authority names: certificates in the store, keys in the keystore. */
+#define CUSTOS_AUTH_ROOT "root"
+#define CUSTOS_AUTH_BOOTSTRAP "bootstrap-ca"
+#define CUSTOS_AUTH_PACKAGE_SIGNING "package-signing"
+#define CUSTOS_AUTH_PROFILE_SIGNING "profile-signing"
+#define CUSTOS_AUTH_TLS_SERVER "tls-server"
+#define CUSTOS_AUTH_MOCK_ROOT "mock-root"
+#define CUSTOS_AUTH_MOCK_PROFILE_SIGNING "mock-profile-signing"
+#define CUSTOS_AUTH_SYSTEM_PREFIX "system." /* + system name */
+
+/* What an infrastructure certificate (CA, signing, TLS) looks like. */
+typedef struct custos_ca_spec {
+    const char *cn;
+    int is_ca;
+    int pathlen;            /* -1: no pathLenConstraint */
+    unsigned days;
+    const char *eku;        /* extendedKeyUsage value ("serverAuth", dotted OID) or NULL */
+    const char *san;        /* subjectAltName value or NULL */
+    const char *key_usage;  /* keyUsage value; NULL: CA default / digitalSignature */
+} custos_ca_spec;
+
+/* Build a certificate for @p key under @p issuer/@p issuer_key (both NULL:
+ * self-signed). notAfter is capped at the issuer's notAfter. */
+CUSTOS_NODISCARD custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key,
+                                                const custos_ca_spec *spec, X509 *issuer,
+                                                EVP_PKEY *issuer_key, int64_t now);
+
+/* Random serial: 16 bytes, top bit cleared, not zero. */
+CUSTOS_NODISCARD custos_err custos_ca_serial(ASN1_INTEGER **out);
+/* Lowercase hex of the serial's content octets (<= 40 chars + NUL). */
+CUSTOS_NODISCARD custos_err custos_ca_serial_hex(char out[41], const X509 *cert);
+
+/* Issue a device certificate for @p pub per template @p t (hierarchy: @p ca
+ * and @p ca_key). @p mock adds OU=mock and the mock policy instead of the
+ * device policy. Does not lint; callers lint before storing. */
+CUSTOS_NODISCARD custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub,
+                                            const custos_key_template *t, const char *system,
+                                            const char *component, const char *serial,
+                                            X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
+
+/* RFC 5280 + Custos profile lint of a device certificate. CUSTOS_ERR_LINT
+ * with field "lint:<rule>" and a message naming the rule. */
+CUSTOS_NODISCARD custos_err custos_lint_certificate(const X509 *cert, const X509 *issuer,
+                                                    const custos_key_template *t, int mock);
+
+/* The same, also requiring the device @p serial in a subject attribute. */
+CUSTOS_NODISCARD custos_err custos_lint_certificate_ex(const X509 *cert, const X509 *issuer,
+                                                       const custos_key_template *t, int mock,
+                                                       const char *serial);
+
+#endif

@@ -1,0 +1,119 @@
+/* Device certificate issuance: one X.509 v3 certificate per CSR key, shaped
+ * by the key template. The caller lints before storing (server/ca/lint.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "ca/ca.h"
+#include "internal/util.h"
+
+#define DAY 86400
+
+static custos_err add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
+    custos_err ret = CUSTOS_OK;
+    if (ext == NULL)
+        return custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "extension", "cannot build %s = %s",
+                                    OBJ_nid2sn(nid), value);
+    if (X509_add_ext(x, ext, -1) != 1)
+        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "extension", "cannot add %s",
+                                   OBJ_nid2sn(nid));
+    X509_EXTENSION_free(ext);
+    return ret;
+}
+
+/* certificatePolicies with one policy OID (no qualifiers). */
+static custos_err add_policy(X509 *x, int nid)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CERTIFICATEPOLICIES *pol = sk_POLICYINFO_new_null();
+    POLICYINFO *pi = POLICYINFO_new();
+
+    CUSTOS_ENSURE(pol != NULL && pi != NULL && nid != NID_undef, CUSTOS_ERR_NOMEM, "policy",
+                  "out of memory");
+    ASN1_OBJECT_free(pi->policyid);
+    pi->policyid = OBJ_nid2obj(nid);
+    CUSTOS_ENSURE(pi->policyid != NULL && sk_POLICYINFO_push(pol, pi) > 0, CUSTOS_ERR_NOMEM,
+                  "policy", "out of memory");
+    pi = NULL;
+    CUSTOS_ENSURE(X509_add1_ext_i2d(x, NID_certificate_policies, pol, 0, X509V3_ADD_APPEND) == 1,
+                  CUSTOS_ERR_INTERNAL, "policy", "cannot add certificatePolicies");
+    ret = CUSTOS_OK;
+out:
+    POLICYINFO_free(pi);
+    CERTIFICATEPOLICIES_free(pol);
+    return ret;
+}
+
+/* keyUsage and extendedKeyUsage values for a template's usage bits. */
+static void usage_values(char *ku, size_t ku_cap, char *eku, size_t eku_cap, unsigned usage,
+                         custos_alg alg)
+{
+    int tls = (usage & (CUSTOS_USAGE_TLS_CLIENT | CUSTOS_USAGE_TLS_SERVER)) != 0;
+    snprintf(ku, ku_cap, "critical,digitalSignature%s%s",
+             (usage & CUSTOS_USAGE_SIGNING) ? ",nonRepudiation" : "",
+             tls && alg == CUSTOS_ALG_RSA_3072 ? ",keyEncipherment" : "");
+    snprintf(eku, eku_cap, "%s%s%s", (usage & CUSTOS_USAGE_TLS_CLIENT) ? "clientAuth" : "",
+             (usage & CUSTOS_USAGE_TLS_CLIENT) && (usage & CUSTOS_USAGE_TLS_SERVER) ? "," : "",
+             (usage & CUSTOS_USAGE_TLS_SERVER) ? "serverAuth" : "");
+}
+
+custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const custos_key_template *t,
+                           const char *system, const char *component, const char *serial,
+                           X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    X509 *x = NULL;
+    X509_NAME *name = NULL;
+    ASN1_INTEGER *sn = NULL;
+    X509V3_CTX ctx;
+    char ku[96], eku[64];
+
+    CUSTOS_ENSURE(out != NULL && pub != NULL && t != NULL && ca != NULL && ca_key != NULL,
+                  CUSTOS_ERR_ARG, "issue", "issue: missing argument");
+    *out = NULL;
+    CUSTOS_ENSURE(t->valid_days > 0 && t->valid_days <= CUSTOS_MAX_VALID_DAYS, CUSTOS_ERR_ARG,
+                  "valid_days", "template %s: valid_days %u out of range", t->name,
+                  t->valid_days);
+    CUSTOS_GUARD(custos_subject_build(&name, t->subject, system, component, serial, t->name));
+    if (mock)
+        CUSTOS_ENSURE(X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
+                                                 (const unsigned char *)"mock", -1, -1, 0) == 1,
+                      CUSTOS_ERR_INTERNAL, "subject", "cannot add OU=mock");
+    x = X509_new();
+    CUSTOS_ENSURE(x != NULL, CUSTOS_ERR_NOMEM, "certificate", "out of memory");
+    CUSTOS_GUARD(custos_ca_serial(&sn));
+    CUSTOS_ENSURE(X509_set_version(x, 2) == 1 && X509_set_serialNumber(x, sn) == 1 &&
+                      X509_set_subject_name(x, name) == 1 &&
+                      X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1 &&
+                      ASN1_TIME_set(X509_getm_notBefore(x),
+                                    (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
+                      ASN1_TIME_set(X509_getm_notAfter(x),
+                                    (time_t)(now + (int64_t)t->valid_days * DAY)) != NULL &&
+                      X509_set_pubkey(x, pub) == 1,
+                  CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate for template %s",
+                  t->name);
+    X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
+    X509V3_set_ctx_nodb(&ctx);
+    usage_values(ku, sizeof(ku), eku, sizeof(eku), t->usage, t->alg);
+    CUSTOS_GUARD(add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    CUSTOS_GUARD(add_ext(x, &ctx, NID_key_usage, ku));
+    if (eku[0] != '\0')
+        CUSTOS_GUARD(add_ext(x, &ctx, NID_ext_key_usage, eku));
+    CUSTOS_GUARD(add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    CUSTOS_GUARD(add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+    CUSTOS_GUARD(add_policy(x, custos_oid_nid(mock ? CUSTOS_OID_POLICY_MOCK
+                                                   : CUSTOS_OID_POLICY_DEVICE)));
+    CUSTOS_ENSURE(X509_sign(x, ca_key, custos_key_md(ca_key)) > 0, CUSTOS_ERR_INTERNAL,
+                  "certificate", "cannot sign certificate for template %s", t->name);
+    *out = x;
+    x = NULL;
+    ret = CUSTOS_OK;
+out:
+    ASN1_INTEGER_free(sn);
+    X509_NAME_free(name);
+    X509_free(x);
+    return ret;
+}

@@ -1,0 +1,511 @@
+/* The CA engine: data directory, open/cache, systems, packages, audit. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "audit.h"
+#include "engine_int.h"
+
+static const char *const STATE_NAMES[] = {
+    NULL, "pending", "approved", "certified", "provisioned", "rejected", "expired", "revoked",
+};
+
+const char *custos_state_name(custos_state s)
+{
+    if ((int)s < CUSTOS_STATE_PENDING || (int)s > CUSTOS_STATE_REVOKED)
+        return "unknown";
+    return STATE_NAMES[s];
+}
+
+custos_state custos_state_from_name(const char *name)
+{
+    int i;
+    for (i = CUSTOS_STATE_PENDING; name != NULL && i <= CUSTOS_STATE_REVOKED; i++)
+        if (strcmp(STATE_NAMES[i], name) == 0)
+            return (custos_state)i;
+    return (custos_state)0;
+}
+
+int64_t custos_engine_now(const custos_engine *e)
+{
+    if (e != NULL && e->clock != NULL)
+        return e->clock(e->clock_ctx);
+    return (int64_t)time(NULL);
+}
+
+void custos_engine_set_clock(custos_engine *e, int64_t (*now)(void *ctx), void *ctx)
+{
+    if (e == NULL)
+        return;
+    e->clock = now;
+    e->clock_ctx = ctx;
+}
+
+custos_err custos_engine_audit(custos_engine *e, const custos_actor *actor, const char *action,
+                               const char *object, const json_t *detail)
+{
+    return custos_audit_append(e->st, custos_engine_now(e), actor, action, object, detail);
+}
+
+const engine_system *custos_engine_system(const custos_engine *e, const char *name)
+{
+    size_t i;
+    for (i = 0; name != NULL && i < e->n_systems; i++)
+        if (strcmp(e->systems[i].def->name, name) == 0)
+            return &e->systems[i];
+    return NULL;
+}
+
+static custos_err db_path(char *out, size_t cap, const char *dir)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, CUSTOS_ENGINE_DB);
+    if (n < 0 || (size_t)n >= cap)
+        return custos_error_set(CUSTOS_ERR_TOO_LARGE, "dir", "path too long under %s", dir);
+    return CUSTOS_OK;
+}
+
+/* ---- init ----------------------------------------------------------------- */
+
+static custos_err prepare_dir(const char *dir)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    DIR *d = NULL;
+    struct dirent *de;
+
+    if (mkdir(dir, 0700) != 0) {
+        CUSTOS_ENSURE(errno == EEXIST, CUSTOS_ERR_IO, "dir", "cannot create %s: %s", dir,
+                      strerror(errno));
+        d = opendir(dir);
+        CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_IO, "dir", "cannot open %s: %s", dir,
+                      strerror(errno));
+        while ((de = readdir(d)) != NULL)
+            CUSTOS_ENSURE(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0,
+                          CUSTOS_ERR_EXISTS, "dir", "%s is not empty", dir);
+    }
+    CUSTOS_ENSURE(chmod(dir, 0700) == 0, CUSTOS_ERR_IO, "dir", "cannot chmod %s: %s", dir,
+                  strerror(errno));
+    ret = CUSTOS_OK;
+out:
+    if (d != NULL)
+        closedir(d);
+    return ret;
+}
+
+custos_err custos_engine_init(const char *dir)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_keystore *ks = NULL;
+    custos_store *st = NULL;
+    char path[PATH_MAX];
+    const custos_actor actor = {"custosd:init", "local"};
+    int64_t now = (int64_t)time(NULL);
+    json_t *detail = NULL;
+
+    CUSTOS_ENSURE(dir != NULL && dir[0] != '\0', CUSTOS_ERR_ARG, "dir", "no data directory");
+    CUSTOS_GUARD(prepare_dir(dir));
+    CUSTOS_GUARD(custos_keystore_create(dir));
+    CUSTOS_GUARD(custos_keystore_open(&ks, dir));
+    CUSTOS_GUARD(db_path(path, sizeof(path), dir));
+    CUSTOS_GUARD(custos_store_sqlite_open(&st, path, 1));
+    CUSTOS_GUARD(st->ops->begin(st->ctx));
+    CUSTOS_GUARD(custos_ca_hierarchy_create(st, ks, dir, now));
+    detail = json_pack("{s:s}", "root", "root.pem");
+    CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    CUSTOS_GUARD(custos_audit_append(st, now, &actor, "init", dir, detail));
+    CUSTOS_GUARD(st->ops->commit(st->ctx));
+    ret = CUSTOS_OK;
+out:
+    if (st != NULL)
+        st->ops->rollback(st->ctx);
+    json_decref(detail);
+    custos_store_free(st);
+    custos_keystore_free(ks);
+    return ret;
+}
+
+/* ---- open ----------------------------------------------------------------- */
+
+static custos_err load_authority(X509 **out_cert, EVP_PKEY **out_key, custos_engine *e,
+                                 const char *name)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    CUSTOS_GUARD(e->st->ops->authority_get(e->st->ctx, &der, &len, name));
+    CUSTOS_GUARD(custos_x509_from_der(out_cert, der, len, name));
+    if (out_key != NULL) {
+        CUSTOS_GUARD(custos_keystore_get(out_key, e->ks, name));
+        CUSTOS_ENSURE(X509_check_private_key(*out_cert, *out_key) == 1, CUSTOS_ERR_MISMATCH,
+                      name, "key file of %s does not match its certificate", name);
+    }
+    ret = CUSTOS_OK;
+out:
+    free(der);
+    return ret;
+}
+
+static void system_clear(engine_system *s)
+{
+    custos_system_free(s->def);
+    X509_free(s->ca);
+    EVP_PKEY_free(s->key);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Takes ownership of def, ca and key (even on failure). */
+static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca, EVP_PKEY *key)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    engine_system s = {def, ca, key};
+    engine_system *grown = realloc(e->systems, (e->n_systems + 1) * sizeof(*grown));
+    CUSTOS_ENSURE(grown != NULL, CUSTOS_ERR_NOMEM, "system", "out of memory");
+    e->systems = grown;
+    CUSTOS_ENSURE(sk_X509_push(e->system_cas, ca) > 0, CUSTOS_ERR_NOMEM, "system",
+                  "out of memory");
+    e->systems[e->n_systems++] = s;
+    memset(&s, 0, sizeof(s));
+    ret = CUSTOS_OK;
+out:
+    system_clear(&s);
+    return ret;
+}
+
+static custos_err load_system_cb_inner(custos_engine *e, const char *name, const uint8_t *json,
+                                       size_t len)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_system_def *def = NULL;
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    char auth[CUSTOS_MAX_NAME_LEN + 16];
+
+    CUSTOS_GUARD(custos_system_parse(&def, json, len));
+    CUSTOS_ENSURE(strcmp(def->name, name) == 0, CUSTOS_ERR_MALFORMED, "system",
+                  "stored system %s has name %s", name, def->name);
+    snprintf(auth, sizeof(auth), "%s%s", CUSTOS_AUTH_SYSTEM_PREFIX, name);
+    CUSTOS_GUARD(load_authority(&ca, &key, e, auth));
+    ret = add_system(e, def, ca, key);
+    def = NULL;
+    ca = NULL;
+    key = NULL;
+out:
+    custos_system_free(def);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    return ret;
+}
+
+static int load_system_cb(const char *name, const uint8_t *json, size_t len, void *ctx)
+{
+    custos_err r = load_system_cb_inner(ctx, name, json, len);
+    return r < 0 ? r : 0;
+}
+
+custos_err custos_engine_open(custos_engine **out, const char *dir)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    char path[PATH_MAX];
+
+    CUSTOS_ENSURE(out != NULL && dir != NULL, CUSTOS_ERR_ARG, "dir", "no data directory");
+    *out = NULL;
+    /* Register the Custos OIDs before any DER is parsed, so parsed objects
+     * resolve to their NIDs. */
+    CUSTOS_ENSURE(custos_oid_nid(CUSTOS_OID_CT_PACKAGE) != NID_undef, CUSTOS_ERR_INTERNAL, "oid",
+                  "cannot register the Custos object identifiers");
+    e = calloc(1, sizeof(*e));
+    CUSTOS_ENSURE(e != NULL, CUSTOS_ERR_NOMEM, "engine", "out of memory");
+    CUSTOS_GUARD(custos_strlcpy_checked(e->dir, sizeof(e->dir), dir, "dir"));
+    CUSTOS_GUARD(db_path(path, sizeof(path), dir));
+    CUSTOS_GUARD(custos_store_sqlite_open(&e->st, path, 0));
+    CUSTOS_GUARD(custos_keystore_open(&e->ks, dir));
+    CUSTOS_GUARD(load_authority(&e->root, &e->root_key, e, CUSTOS_AUTH_ROOT));
+    CUSTOS_GUARD(load_authority(&e->bootstrap_ca, &e->bootstrap_key, e, CUSTOS_AUTH_BOOTSTRAP));
+    CUSTOS_GUARD(load_authority(&e->pkg_cert, &e->pkg_key, e, CUSTOS_AUTH_PACKAGE_SIGNING));
+    CUSTOS_GUARD(load_authority(&e->prof_cert, &e->prof_key, e, CUSTOS_AUTH_PROFILE_SIGNING));
+    CUSTOS_GUARD(load_authority(&e->mock_root, &e->mock_root_key, e, CUSTOS_AUTH_MOCK_ROOT));
+    CUSTOS_GUARD(load_authority(&e->mock_prof_cert, &e->mock_prof_key, e,
+                                CUSTOS_AUTH_MOCK_PROFILE_SIGNING));
+    e->trust = X509_STORE_new();
+    e->bootstrap_chain = sk_X509_new_null();
+    e->system_cas = sk_X509_new_null();
+    CUSTOS_ENSURE(e->trust != NULL && e->bootstrap_chain != NULL && e->system_cas != NULL,
+                  CUSTOS_ERR_NOMEM, "engine", "out of memory");
+    CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, e->root) == 1 &&
+                      sk_X509_push(e->bootstrap_chain, e->bootstrap_ca) > 0,
+                  CUSTOS_ERR_INTERNAL, "engine", "cannot build the trust store");
+    CUSTOS_GUARD(e->st->ops->system_list(e->st->ctx, load_system_cb, e));
+    *out = e;
+    e = NULL;
+    ret = CUSTOS_OK;
+out:
+    custos_engine_free(e);
+    return ret;
+}
+
+void custos_engine_free(custos_engine *e)
+{
+    size_t i;
+    if (e == NULL)
+        return;
+    for (i = 0; i < e->n_systems; i++)
+        system_clear(&e->systems[i]);
+    free(e->systems);
+    sk_X509_free(e->system_cas);
+    sk_X509_free(e->bootstrap_chain);
+    X509_STORE_free(e->trust);
+    X509_free(e->root);
+    X509_free(e->bootstrap_ca);
+    X509_free(e->pkg_cert);
+    X509_free(e->prof_cert);
+    X509_free(e->mock_root);
+    X509_free(e->mock_prof_cert);
+    EVP_PKEY_free(e->root_key);
+    EVP_PKEY_free(e->bootstrap_key);
+    EVP_PKEY_free(e->pkg_key);
+    EVP_PKEY_free(e->prof_key);
+    EVP_PKEY_free(e->mock_root_key);
+    EVP_PKEY_free(e->mock_prof_key);
+    custos_keystore_free(e->ks);
+    custos_store_free(e->st);
+    free(e);
+}
+
+/* ---- systems -------------------------------------------------------------- */
+
+custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, size_t len,
+                                       const custos_actor *actor)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_system_def *def = NULL;
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    json_t *j = NULL, *detail = NULL;
+    char *canon = NULL;
+    size_t canon_len = 0;
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    char auth[CUSTOS_MAX_NAME_LEN + 16], serial[41];
+    int key_written = 0, in_tx = 0;
+    int64_t now = custos_engine_now(e);
+
+    CUSTOS_ENSURE(e != NULL && json != NULL, CUSTOS_ERR_ARG, "system", "no system definition");
+    CUSTOS_ENSURE(len <= CUSTOS_MAX_SYSTEM_JSON_SIZE, CUSTOS_ERR_TOO_LARGE, "system",
+                  "system.json is %zu bytes (max %u)", len, CUSTOS_MAX_SYSTEM_JSON_SIZE);
+    CUSTOS_GUARD(custos_system_parse(&def, json, len));
+    CUSTOS_ENSURE(custos_engine_system(e, def->name) == NULL, CUSTOS_ERR_EXISTS, "name",
+                  "system %s already exists", def->name);
+    CUSTOS_GUARD(custos_system_to_json(&j, def));
+    CUSTOS_GUARD(custos_json_dump(&canon, &canon_len, j));
+    CUSTOS_GUARD(custos_ca_system_create(&ca, &key, def->name, e->root, e->root_key, now));
+    CUSTOS_GUARD(custos_x509_to_der(&der, &der_len, ca));
+    CUSTOS_GUARD(custos_ca_serial_hex(serial, ca));
+    snprintf(auth, sizeof(auth), "%s%s", CUSTOS_AUTH_SYSTEM_PREFIX, def->name);
+    CUSTOS_GUARD(custos_keystore_put(e->ks, auth, key));
+    key_written = 1;
+    CUSTOS_GUARD(e->st->ops->begin(e->st->ctx));
+    in_tx = 1;
+    CUSTOS_GUARD(e->st->ops->system_put(e->st->ctx, def->name, canon, now));
+    CUSTOS_GUARD(e->st->ops->authority_put(e->st->ctx, auth, der, der_len, now));
+    detail = json_pack("{s:s, s:I}", "ca_serial", serial, "components",
+                       (json_int_t)def->n_components);
+    CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    CUSTOS_GUARD(custos_engine_audit(e, actor, "system.create", def->name, detail));
+    CUSTOS_GUARD(e->st->ops->commit(e->st->ctx));
+    in_tx = 0;
+    key_written = 0;
+    ret = add_system(e, def, ca, key);
+    def = NULL;
+    ca = NULL;
+    key = NULL;
+out:
+    if (in_tx)
+        e->st->ops->rollback(e->st->ctx);
+    if (key_written)
+        custos_keystore_remove(e->ks, auth);
+    json_decref(detail);
+    json_decref(j);
+    free(canon);
+    free(der);
+    custos_system_free(def);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    return ret;
+}
+
+/* ---- packages ------------------------------------------------------------- */
+
+static custos_err record_package(custos_engine *e, const custos_package_doc *d,
+                                 const custos_actor *actor)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_store_package p;
+    json_t *detail = NULL;
+    char serial[41];
+    int in_tx = 0;
+
+    memset(&p, 0, sizeof(p));
+    memcpy(p.id, d->package_id, sizeof(p.id));
+    memcpy(p.system, d->system, sizeof(p.system));
+    p.created = d->created;
+    p.expires = d->expires;
+    CUSTOS_GUARD(custos_x509_to_der(&p.cert_der, &p.cert_len, d->bootstrap_cert));
+    CUSTOS_GUARD(custos_ca_serial_hex(serial, d->bootstrap_cert));
+    detail = json_pack("{s:s, s:s, s:I}", "system", d->system, "bootstrap_serial", serial,
+                       "expires", (json_int_t)d->expires);
+    CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    CUSTOS_GUARD(e->st->ops->begin(e->st->ctx));
+    in_tx = 1;
+    CUSTOS_GUARD(e->st->ops->package_put(e->st->ctx, &p));
+    CUSTOS_GUARD(custos_engine_audit(e, actor, "package.create", d->package_id, detail));
+    CUSTOS_GUARD(e->st->ops->commit(e->st->ctx));
+    in_tx = 0;
+    ret = CUSTOS_OK;
+out:
+    if (in_tx)
+        e->st->ops->rollback(e->st->ctx);
+    json_decref(detail);
+    custos_store_package_clear(&p);
+    return ret;
+}
+
+custos_err custos_engine_package_create(uint8_t **out, size_t *out_len, custos_engine *e,
+                                        const char *system, const char *passphrase,
+                                        size_t passphrase_len, unsigned valid_days,
+                                        const custos_actor *actor)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    const engine_system *sys;
+    custos_package_doc *d = NULL;
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    custos_signer signer;
+    uint8_t *der = NULL;
+    size_t der_len = 0, i;
+    int64_t now = custos_engine_now(e);
+
+    CUSTOS_ENSURE(out != NULL && out_len != NULL && e != NULL, CUSTOS_ERR_ARG, "package",
+                  "missing argument");
+    *out = NULL;
+    *out_len = 0;
+    sys = custos_engine_system(e, system);
+    CUSTOS_ENSURE(sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s",
+                  system != NULL ? system : "(null)");
+    CUSTOS_ENSURE(passphrase != NULL && passphrase_len > 0, CUSTOS_ERR_ARG, "passphrase",
+                  "the package needs a passphrase");
+    CUSTOS_ENSURE(valid_days >= 1 && valid_days <= CUSTOS_MAX_VALID_DAYS, CUSTOS_ERR_ARG,
+                  "valid_days", "valid_days %u out of range 1..%d", valid_days,
+                  CUSTOS_MAX_VALID_DAYS);
+    d = custos_package_doc_new();
+    chain = sk_X509_new_null();
+    CUSTOS_ENSURE(d != NULL && chain != NULL, CUSTOS_ERR_NOMEM, "package", "out of memory");
+    CUSTOS_GUARD(custos_id_new(d->package_id, NULL));
+    memcpy(d->system, sys->def->name, sizeof(d->system));
+    d->created = now;
+    for (i = 0; i < sys->def->n_components; i++)
+        d->components[i] = sys->def->components[i];
+    d->n_components = sys->def->n_components;
+    d->services = sys->def->services;
+    CUSTOS_GUARD(custos_key_generate(&key, CUSTOS_ALG_ECDSA_P256));
+    CUSTOS_GUARD(custos_ca_bootstrap_cert(&d->bootstrap_cert, key, d->system, d->package_id,
+                                          valid_days, e->bootstrap_ca, e->bootstrap_key, now));
+    CUSTOS_GUARD(custos_asn1_time_to_unix(&d->expires, X509_get0_notAfter(d->bootstrap_cert)));
+    if (d->root_of_trust == NULL)
+        d->root_of_trust = sk_X509_new_null();
+    if (d->bootstrap_chain == NULL)
+        d->bootstrap_chain = sk_X509_new_null();
+    CUSTOS_ENSURE(d->root_of_trust != NULL && d->bootstrap_chain != NULL &&
+                      X509_up_ref(e->root) == 1,
+                  CUSTOS_ERR_NOMEM, "package", "out of memory");
+    if (sk_X509_push(d->root_of_trust, e->root) <= 0) {
+        X509_free(e->root);
+        ret = custos_error_set(CUSTOS_ERR_NOMEM, "package", "out of memory");
+        goto out;
+    }
+    CUSTOS_ENSURE(X509_up_ref(e->bootstrap_ca) == 1, CUSTOS_ERR_INTERNAL, "package", "up_ref");
+    if (sk_X509_push(d->bootstrap_chain, e->bootstrap_ca) <= 0) {
+        X509_free(e->bootstrap_ca);
+        ret = custos_error_set(CUSTOS_ERR_NOMEM, "package", "out of memory");
+        goto out;
+    }
+    CUSTOS_GUARD(custos_package_key_encrypt(&d->bootstrap_key_enc, &d->bootstrap_key_enc_len,
+                                            key, passphrase, passphrase_len));
+    CUSTOS_ENSURE(sk_X509_push(chain, e->root) > 0, CUSTOS_ERR_NOMEM, "package",
+                  "out of memory");
+    signer.cert = e->pkg_cert;
+    signer.key = e->pkg_key;
+    signer.chain = chain;
+    CUSTOS_GUARD(custos_package_encode(&der, &der_len, d, &signer));
+    CUSTOS_GUARD(record_package(e, d, actor));
+    *out = der;
+    *out_len = der_len;
+    der = NULL;
+    ret = CUSTOS_OK;
+out:
+    free(der);
+    sk_X509_free(chain);
+    EVP_PKEY_free(key);
+    custos_package_doc_free(d);
+    return ret;
+}
+
+/* ---- audit and listing ---------------------------------------------------- */
+
+custos_err custos_engine_audit_verify(size_t *out_count, custos_engine *e)
+{
+    if (out_count != NULL)
+        *out_count = 0;
+    if (out_count == NULL || e == NULL)
+        return custos_error_set(CUSTOS_ERR_ARG, "audit", "missing argument");
+    return custos_audit_verify(out_count, e->st);
+}
+
+typedef struct list_ctx {
+    custos_request_cb cb;
+    void *ctx;
+    custos_store_cursor cursor;
+    size_t seen;
+    int stopped;
+} list_ctx;
+
+static int list_one(const custos_store_request *r, void *ctx)
+{
+    list_ctx *l = ctx;
+    l->seen++;
+    l->cursor.created = r->sum.created;
+    memcpy(l->cursor.id, r->sum.request_id, sizeof(l->cursor.id));
+    if (l->cb(&r->sum, l->ctx) != 0) {
+        l->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+custos_err custos_engine_request_list(custos_engine *e, custos_state state, custos_request_cb cb,
+                                      void *ctx)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    list_ctx l;
+    const size_t page = 100;
+    int first = 1;
+
+    memset(&l, 0, sizeof(l));
+    CUSTOS_ENSURE(e != NULL && cb != NULL, CUSTOS_ERR_ARG, "list", "missing argument");
+    l.cb = cb;
+    l.ctx = ctx;
+    do {
+        l.seen = 0;
+        CUSTOS_GUARD(e->st->ops->request_list(e->st->ctx, state, first ? NULL : &l.cursor, page,
+                                              list_one, &l));
+        first = 0;
+    } while (!l.stopped && l.seen == page);
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}

@@ -1,0 +1,554 @@
+/* SQLite backend of the store (server/store/store.h). WAL, synchronous=FULL
+ * (CA data must survive a crash once acknowledged), foreign keys on, a busy
+ * timeout, prepared statements cached per connection, schema versioned with
+ * user_version. The audit table refuses UPDATE and DELETE by trigger. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+
+#include "internal/util.h"
+#include "store/sqlite_int.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+
+static const char SCHEMA[] =
+    "CREATE TABLE authorities(name TEXT PRIMARY KEY, der BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE systems(name TEXT PRIMARY KEY, json TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE packages(id TEXT PRIMARY KEY, system TEXT NOT NULL REFERENCES systems(name),"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL, cert BLOB NOT NULL);"
+    "CREATE INDEX packages_system ON packages(system, created);"
+    "CREATE TABLE requests(id TEXT PRIMARY KEY, device_id TEXT NOT NULL, state INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, via TEXT NOT NULL, system TEXT NOT NULL REFERENCES systems(name),"
+    " component TEXT NOT NULL, serial TEXT NOT NULL, model TEXT NOT NULL, firmware TEXT NOT NULL,"
+    " package_id TEXT NOT NULL, signer_serial TEXT NOT NULL, duplicate_serial INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, expires INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL, digest BLOB NOT NULL, der BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX requests_digest ON requests(digest);"
+    "CREATE INDEX requests_state ON requests(state, created);"
+    "CREATE INDEX requests_component ON requests(system, component, created);"
+    "CREATE INDEX requests_serial ON requests(serial);"
+    "CREATE INDEX requests_created ON requests(created, id);"
+    "CREATE TABLE certificates(serial TEXT NOT NULL, request_id TEXT REFERENCES requests(id),"
+    " device_id TEXT NOT NULL, template TEXT NOT NULL, issuer TEXT NOT NULL,"
+    " mock INTEGER NOT NULL, not_after INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " der BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX certificates_serial ON certificates(serial);"
+    "CREATE INDEX certificates_request ON certificates(request_id);"
+    "CREATE TABLE profiles(request_id TEXT PRIMARY KEY REFERENCES requests(id),"
+    " der BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " origin TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL,"
+    " hash BLOB NOT NULL);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
+
+#define REQ_COLS                                                                         \
+    "id, device_id, state, kind, via, system, component, serial, model, firmware,"        \
+    " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest"
+
+const char *const custos_sq_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_AUTH_PUT] = "INSERT INTO authorities(name, der, created) VALUES(?1, ?2, ?3)",
+    [S_AUTH_GET] = "SELECT der FROM authorities WHERE name = ?1",
+    [S_AUTH_LIST] = "SELECT name, der FROM authorities ORDER BY name",
+    [S_SYS_PUT] = "INSERT INTO systems(name, json, created) VALUES(?1, ?2, ?3)",
+    [S_SYS_GET] = "SELECT json FROM systems WHERE name = ?1",
+    [S_SYS_LIST] = "SELECT name, json FROM systems ORDER BY name",
+    [S_PKG_PUT] = "INSERT INTO packages(id, system, created, expires, cert) VALUES(?1,?2,?3,?4,?5)",
+    [S_PKG_GET] = "SELECT id, system, created, expires, cert FROM packages WHERE id = ?1",
+    [S_PKG_LIST] = "SELECT id, cert FROM packages WHERE system = ?1 ORDER BY created DESC, id",
+    [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ", der) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+                     "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+    [S_REQ_GET] = "SELECT " REQ_COLS ", der FROM requests WHERE id = ?1",
+    [S_REQ_DIGEST] = "SELECT " REQ_COLS ", der FROM requests WHERE digest = ?1",
+    [S_REQ_STATE] = "UPDATE requests SET state = ?3, reason = ?4, updated = ?5"
+                    " WHERE id = ?1 AND state = ?2",
+    [S_REQ_LIST] = "SELECT " REQ_COLS " FROM requests WHERE ?1 = 0 OR created < ?2"
+                   " OR (created = ?2 AND id > ?3) ORDER BY created DESC, id LIMIT ?4",
+    [S_REQ_LIST_STATE] = "SELECT " REQ_COLS " FROM requests WHERE state = ?5 AND (?1 = 0"
+                         " OR created < ?2 OR (created = ?2 AND id > ?3))"
+                         " ORDER BY created DESC, id LIMIT ?4",
+    [S_REQ_COUNT_SERIAL] = "SELECT count(*) FROM requests WHERE serial = ?2 AND system = ?1"
+                           " AND device_id <> ?3",
+    [S_CERT_INSERT] = "INSERT INTO certificates(serial, request_id, device_id, template, issuer,"
+                      " mock, not_after, created, der) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_CERT_GET] = "SELECT serial, request_id, device_id, template, issuer, mock, not_after,"
+                   " created, der FROM certificates WHERE serial = ?1",
+    [S_CERT_LIST] = "SELECT serial, request_id, device_id, template, issuer, mock, not_after,"
+                    " created, der FROM certificates WHERE request_id = ?1 ORDER BY rowid",
+    [S_PROF_PUT] = "INSERT INTO profiles(request_id, der, created) VALUES(?1, ?2, ?3)",
+    [S_PROF_GET] = "SELECT der FROM profiles WHERE request_id = ?1",
+    [S_AUDIT_APPEND] = "INSERT INTO audit(seq, time, actor, origin, action, object, detail, hash)"
+                       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [S_AUDIT_ITER] = "SELECT seq, time, actor, origin, action, object, detail, hash FROM audit"
+                     " ORDER BY seq",
+};
+
+custos_err custos_sq_error(const sq *s, custos_err code, const char *what)
+{
+    return custos_error_set(code, "store", "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Prepared once per connection, reset before reuse. */
+custos_err custos_sq_stmt(sqlite3_stmt **out, sq *s, enum stmt_id id)
+{
+    *out = NULL;
+    if (s->stmts[id] == NULL) {
+        if (sqlite3_prepare_v3(s->db, custos_sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id],
+                               NULL) != SQLITE_OK)
+            return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "prepare");
+    }
+    sqlite3_reset(s->stmts[id]);
+    sqlite3_clear_bindings(s->stmts[id]);
+    *out = s->stmts[id];
+    return CUSTOS_OK;
+}
+
+void custos_sq_done(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+int custos_sq_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    return sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+int custos_sq_bind_blob(sqlite3_stmt *st, int i, const uint8_t *v, size_t len)
+{
+    if (len > (size_t)INT32_MAX)
+        return SQLITE_TOOBIG;
+    return sqlite3_bind_blob(st, i, v, (int)len, SQLITE_TRANSIENT);
+}
+
+void custos_sq_col_text(char *dst, size_t cap, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = t != NULL ? strlen((const char *)t) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n > 0)
+        memcpy(dst, t, n);
+    dst[n] = '\0';
+}
+
+custos_err custos_sq_col_blob(uint8_t **out, size_t *out_len, sqlite3_stmt *st, int i)
+{
+    const void *b = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    *out = NULL;
+    *out_len = 0;
+    *out = malloc(n > 0 ? (size_t)n : 1);
+    if (*out == NULL)
+        return custos_error_set(CUSTOS_ERR_NOMEM, "store", "out of memory");
+    if (n > 0)
+        memcpy(*out, b, (size_t)n);
+    *out_len = (size_t)n;
+    return CUSTOS_OK;
+}
+
+/* Runs a statement that returns no rows; maps constraint failures. */
+custos_err custos_sq_exec(sq *s, sqlite3_stmt *st, custos_err on_conflict, const char *what)
+{
+    int rc = sqlite3_step(st);
+    custos_err ret = CUSTOS_OK;
+    if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
+        int ext = sqlite3_extended_errcode(s->db);
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            ret = custos_sq_error(s, on_conflict, what);
+        else
+            ret = custos_sq_error(s, CUSTOS_ERR_ARG, what);
+    } else if (rc != SQLITE_DONE) {
+        ret = custos_sq_error(s, CUSTOS_ERR_IO, what);
+    }
+    custos_sq_done(st);
+    return ret;
+}
+
+static custos_err exec_simple(sq *s, enum stmt_id id, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, s, id);
+    if (ret < 0)
+        return ret;
+    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, what);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static custos_err sq_begin(void *ctx)
+{
+    sq *s = ctx;
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    if (s->in_tx)
+        return custos_error_set(CUSTOS_ERR_INTERNAL, "store", "store: nested transaction");
+    ret = exec_simple(s, S_BEGIN, "begin");
+    if (ret == CUSTOS_OK)
+        s->in_tx = 1;
+    return ret;
+}
+
+static custos_err sq_commit(void *ctx)
+{
+    sq *s = ctx;
+    custos_err ret = exec_simple(s, S_COMMIT, "commit");
+    if (ret == CUSTOS_OK)
+        s->in_tx = 0;
+    return ret;
+}
+
+static void sq_rollback(void *ctx)
+{
+    sq *s = ctx;
+    if (!s->in_tx)
+        return;
+    (void)exec_simple(s, S_ROLLBACK, "rollback");
+    s->in_tx = 0;
+}
+
+/* ---- blobs by name -------------------------------------------------------- */
+
+custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const uint8_t *data,
+                            size_t len, int as_text, int64_t now, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, s, id);
+    if (ret < 0)
+        return ret;
+    if (custos_sq_bind_text(st, 1, name) != SQLITE_OK ||
+        (as_text ? custos_sq_bind_text(st, 2, (const char *)data) : custos_sq_bind_blob(st, 2, data, len)) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
+        custos_sq_done(st);
+        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
+    }
+    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, what);
+}
+
+custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *out_len,
+                            const char *name, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int rc;
+    *out = NULL;
+    if (out_len != NULL)
+        *out_len = 0;
+    CUSTOS_GUARD(custos_sq_stmt(&st, s, id));
+    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, name) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
+    rc = sqlite3_step(st);
+    CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, what, "%s '%s' not found", what, name);
+    if (rc != SQLITE_ROW) {
+        ret = custos_sq_error(s, CUSTOS_ERR_IO, what);
+        goto out;
+    }
+    if (out_len != NULL) {
+        CUSTOS_GUARD(custos_sq_col_blob(out, out_len, st, 0));
+    } else {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        *out = (uint8_t *)strdup(t != NULL ? (const char *)t : "");
+        CUSTOS_ENSURE(*out != NULL, CUSTOS_ERR_NOMEM, "store", "out of memory");
+    }
+    ret = CUSTOS_OK;
+out:
+    custos_sq_done(st);
+    return ret;
+}
+
+static custos_err list_named(sq *s, sqlite3_stmt *st, int as_text, custos_store_blob_cb cb,
+                             void *cb_ctx)
+{
+    custos_err ret = CUSTOS_OK;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const uint8_t *data = as_text ? sqlite3_column_text(st, 1) : sqlite3_column_blob(st, 1);
+        int n = sqlite3_column_bytes(st, 1);
+        int r = cb(name != NULL ? name : "", data, n > 0 ? (size_t)n : 0, cb_ctx);
+        if (r != 0) {
+            ret = r < 0 ? r : CUSTOS_OK;
+            custos_sq_done(st);
+            return ret;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        ret = custos_sq_error(s, CUSTOS_ERR_IO, "list");
+    custos_sq_done(st);
+    return ret;
+}
+
+static custos_err sq_authority_put(void *ctx, const char *name, const uint8_t *der, size_t len,
+                                   int64_t now)
+{
+    return custos_sq_put_named(ctx, S_AUTH_PUT, name, der, len, 0, now, "authority");
+}
+
+static custos_err sq_authority_get(void *ctx, uint8_t **out, size_t *out_len, const char *name)
+{
+    return custos_sq_get_named(ctx, S_AUTH_GET, out, out_len, name, "authority");
+}
+
+static custos_err sq_authority_list(void *ctx, custos_store_blob_cb cb, void *cb_ctx)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, ctx, S_AUTH_LIST);
+    if (ret < 0)
+        return ret;
+    return list_named(ctx, st, 0, cb, cb_ctx);
+}
+
+static custos_err sq_system_put(void *ctx, const char *name, const char *json, int64_t now)
+{
+    return custos_sq_put_named(ctx, S_SYS_PUT, name, (const uint8_t *)json, 0, 1, now, "system");
+}
+
+static custos_err sq_system_get(void *ctx, char **out_json, const char *name)
+{
+    return custos_sq_get_named(ctx, S_SYS_GET, (uint8_t **)out_json, NULL, name, "system");
+}
+
+static custos_err sq_system_list(void *ctx, custos_store_blob_cb cb, void *cb_ctx)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, ctx, S_SYS_LIST);
+    if (ret < 0)
+        return ret;
+    return list_named(ctx, st, 1, cb, cb_ctx);
+}
+
+/* ---- packages ------------------------------------------------------------- */
+
+static custos_err sq_package_put(void *ctx, const custos_store_package *p)
+{
+    sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, s, S_PKG_PUT);
+    if (ret < 0)
+        return ret;
+    if (custos_sq_bind_text(st, 1, p->id) || custos_sq_bind_text(st, 2, p->system) ||
+        sqlite3_bind_int64(st, 3, p->created) || sqlite3_bind_int64(st, 4, p->expires) ||
+        custos_sq_bind_blob(st, 5, p->cert_der, p->cert_len)) {
+        custos_sq_done(st);
+        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "package");
+    }
+    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, "package");
+}
+
+static custos_err sq_package_get(void *ctx, custos_store_package *out, const char *id)
+{
+    sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    CUSTOS_GUARD(custos_sq_stmt(&st, s, S_PKG_GET));
+    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, id) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
+    rc = sqlite3_step(st);
+    CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "package_id", "unknown package '%s'",
+                  id);
+    if (rc != SQLITE_ROW) {
+        ret = custos_sq_error(s, CUSTOS_ERR_IO, "package");
+        goto out;
+    }
+    custos_sq_col_text(out->id, sizeof(out->id), st, 0);
+    custos_sq_col_text(out->system, sizeof(out->system), st, 1);
+    out->created = sqlite3_column_int64(st, 2);
+    out->expires = sqlite3_column_int64(st, 3);
+    CUSTOS_GUARD(custos_sq_col_blob(&out->cert_der, &out->cert_len, st, 4));
+    ret = CUSTOS_OK;
+out:
+    custos_sq_done(st);
+    return ret;
+}
+
+static custos_err sq_package_list(void *ctx, const char *system, custos_store_blob_cb cb,
+                                  void *cb_ctx)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, ctx, S_PKG_LIST);
+    if (ret < 0)
+        return ret;
+    if (custos_sq_bind_text(st, 1, system) != SQLITE_OK) {
+        custos_sq_done(st);
+        return custos_sq_error(ctx, CUSTOS_ERR_INTERNAL, "package list");
+    }
+    return list_named(ctx, st, 0, cb, cb_ctx);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+/* ---- open / close --------------------------------------------------------- */
+
+static void sq_close(void *ctx)
+{
+    sq *s = ctx;
+    size_t i;
+    if (s == NULL)
+        return;
+    sq_rollback(s);
+    for (i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->stmts[i]);
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+static const custos_store_ops SQLITE_OPS = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .authority_put = sq_authority_put,
+    .authority_get = sq_authority_get,
+    .authority_list = sq_authority_list,
+    .system_put = sq_system_put,
+    .system_get = sq_system_get,
+    .system_list = sq_system_list,
+    .package_put = sq_package_put,
+    .package_get = sq_package_get,
+    .package_list = sq_package_list,
+    .request_insert = custos_sq_request_insert,
+    .request_get = custos_sq_request_get,
+    .request_get_by_digest = custos_sq_request_get_by_digest,
+    .request_set_state = custos_sq_request_set_state,
+    .request_list = custos_sq_request_list,
+    .request_count_serial = custos_sq_request_count_serial,
+    .cert_insert = custos_sq_cert_insert,
+    .cert_get = custos_sq_cert_get,
+    .cert_list_by_request = custos_sq_cert_list_by_request,
+    .profile_put = custos_sq_profile_put,
+    .profile_get = custos_sq_profile_get,
+    .audit_append = custos_sq_audit_append,
+    .audit_last = custos_sq_audit_last,
+    .audit_iter = custos_sq_audit_iter,
+};
+
+static custos_err exec_sql(sq *s, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    custos_err ret = CUSTOS_OK;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
+                               msg != NULL ? msg : "error");
+    sqlite3_free(msg);
+    return ret;
+}
+
+static custos_err user_version(int *out, sq *s)
+{
+    sqlite3_stmt *st = NULL;
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    *out = 0;
+    CUSTOS_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK,
+                  CUSTOS_ERR_IO, "store", "store: %s", sqlite3_errmsg(s->db));
+    CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: %s",
+                  sqlite3_errmsg(s->db));
+    *out = sqlite3_column_int(st, 0);
+    ret = CUSTOS_OK;
+out:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+custos_err custos_store_sqlite_open(custos_store **out, const char *path, int create)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_store *store = NULL;
+    sq *s = NULL;
+    int version = 0;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+
+    CUSTOS_ENSURE(out != NULL && path != NULL, CUSTOS_ERR_ARG, "store", "store: no path");
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    store = calloc(1, sizeof(*store));
+    CUSTOS_ENSURE(s != NULL && store != NULL, CUSTOS_ERR_NOMEM, "store", "out of memory");
+    if (create) {
+        /* SQLite creates files with the umask and gives its -wal/-shm files
+         * the database's mode: create it 0600 first. */
+        int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        CUSTOS_ENSURE(fd >= 0, CUSTOS_ERR_IO, "store", "store: cannot create %s: %s", path,
+                      strerror(errno));
+        close(fd);
+    }
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: cannot open %s: %s", path,
+                               s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    CUSTOS_ENSURE(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK, CUSTOS_ERR_IO,
+                  "store", "store: busy_timeout");
+    CUSTOS_GUARD(exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                             " PRAGMA foreign_keys=ON;", "pragmas"));
+    CUSTOS_GUARD(user_version(&version, s));
+    if (version == 0 && create) {
+        CUSTOS_GUARD(exec_sql(s, "BEGIN IMMEDIATE", "schema"));
+        ret = exec_sql(s, SCHEMA, "schema");
+        if (ret == CUSTOS_OK)
+            ret = exec_sql(s, "PRAGMA user_version = 1; COMMIT", "schema");
+        if (ret < 0) {
+            (void)exec_sql(s, "ROLLBACK", "schema");
+            goto out;
+        }
+        version = SCHEMA_VERSION;
+    }
+    CUSTOS_ENSURE(version == SCHEMA_VERSION, CUSTOS_ERR_UNSUPPORTED, "store",
+                  "store %s has schema version %d; this custosd needs %d", path, version,
+                  SCHEMA_VERSION);
+    store->ops = &SQLITE_OPS;
+    store->ctx = s;
+    s = NULL;
+    *out = store;
+    store = NULL;
+    ret = CUSTOS_OK;
+out:
+    sq_close(s);
+    free(store);
+    return ret;
+}
+
+void custos_store_free(custos_store *s)
+{
+    if (s == NULL)
+        return;
+    s->ops->close(s->ctx);
+    free(s);
+}
+
+void custos_store_request_clear(custos_store_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->der);
+    memset(r, 0, sizeof(*r));
+}
+
+void custos_store_cert_clear(custos_store_cert *c)
+{
+    if (c == NULL)
+        return;
+    free(c->der);
+    memset(c, 0, sizeof(*c));
+}
+
+void custos_store_package_clear(custos_store_package *p)
+{
+    if (p == NULL)
+        return;
+    free(p->cert_der);
+    memset(p, 0, sizeof(*p));
+}
