@@ -160,7 +160,9 @@ custos_err custos_device_request(uint8_t **out_request, size_t *out_len, const c
     }
     CUSTOS_GUARD(make_csrs(req, gen));
 
-    CUSTOS_GUARD(chain_join(&chain, pkg->doc->bootstrap_chain, pkg->doc->root_of_trust));
+    /* The signer and its issuing CA only: every verifier holds the root as its
+     * trust anchor, and each carried certificate costs the server a parse. */
+    CUSTOS_GUARD(chain_join(&chain, pkg->doc->bootstrap_chain, NULL));
     custos_signer signer = {pkg->doc->bootstrap_cert, pkg->bootstrap_key, chain};
     CUSTOS_GUARD(commit_request(out_request, out_len, port, req, &signer, ident));
     if (!(opts->flags & CUSTOS_REQUEST_KEEP_PACKAGE))
@@ -281,7 +283,9 @@ custos_err custos_device_rotate(uint8_t **out_request, size_t *out_len, custos_d
     CUSTOS_GUARD(request_start(req, &dev->port));
 
     CUSTOS_GUARD(rotate_identity(&ident, dev, pending == 1));
-    custos_identity_gen *gen = &ident->gens[ident->n_gens];
+    CUSTOS_ENSURE(ident->n_gens < CUSTOS_MAX_GENERATIONS, CUSTOS_ERR_INTERNAL, "identity",
+                  "no room for a new key generation");
+    custos_identity_gen *gen = &ident->gens[ident->n_gens++];
     memcpy(gen->request_id, req->request_id, sizeof(gen->request_id));
     for (size_t i = 0; i < dev->n_keys; i++) {
         memcpy(gen->keys[i].template_name, dev->keys[i].template_name,
@@ -295,10 +299,9 @@ custos_err custos_device_rotate(uint8_t **out_request, size_t *out_len, custos_d
         }
         gen->n_keys = i + 1;
     }
-    ident->n_gens++;
     CUSTOS_GUARD(make_csrs(req, gen));
 
-    CUSTOS_GUARD(chain_join(&chain, dev->profile->chain, dev->profile->root_of_trust));
+    CUSTOS_GUARD(chain_join(&chain, dev->profile->chain, NULL));
     custos_signer signer = {sk->cert, sk->key, chain};
     CUSTOS_GUARD(commit_request(out_request, out_len, &dev->port, req, &signer, ident));
     custos_identity_doc_free(dev->identity);

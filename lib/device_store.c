@@ -281,7 +281,7 @@ custos_err custos_dev_carried_roots(STACK_OF(X509) **out, const uint8_t *der, si
     if (custos_json_parse(&j, content, content_len, what) == 0 &&
         json_is_array(json_object_get(j, "root_of_trust"))) {
         json_array_foreach(json_object_get(j, "root_of_trust"), i, item) {
-            if (i >= CUSTOS_MAX_TEMPLATES || !json_is_string(item))
+            if (i >= CUSTOS_DOC_MAX_CERTS || !json_is_string(item))
                 break;
             if (custos_x509_from_b64(&x, json_string_value(item), "root_of_trust") < 0)
                 break;

@@ -42,6 +42,29 @@ static custos_err dec_profile(void **out, const uint8_t *der, size_t len, X509_S
 /* Verify now; when the only fault is validity, check the signatures again at
  * a time when every carried certificate was valid. Records the outcome in
  * @p verified; *out is NULL when nothing could be verified. */
+/* The CA certificates among @p certs (up-refs). */
+static custos_err carried_cas(STACK_OF(X509) **out, STACK_OF(X509) *certs)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    STACK_OF(X509) *cas = sk_X509_new_null();
+
+    *out = NULL;
+    CUSTOS_ENSURE(cas != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    for (int i = 0; certs != NULL && i < sk_X509_num(certs); i++)
+        if (X509_check_ca(sk_X509_value(certs, i)) > 0)
+            CUSTOS_ENSURE(X509_add_cert(cas, sk_X509_value(certs, i), X509_ADD_FLAG_UP_REF) == 1,
+                          CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    CUSTOS_ENSURE(sk_X509_num(cas) > 0, CUSTOS_ERR_UNTRUSTED, "certificates",
+                  "the file carries no certificate to anchor its signer");
+    custos_error_clear();
+    *out = cas;
+    cas = NULL;
+    ret = 0;
+out:
+    sk_X509_pop_free(cas, X509_free);
+    return ret;
+}
+
 static custos_err verify(void **out, json_t *verified, decode_fn fn, const uint8_t *der,
                          size_t len, STACK_OF(X509) *certs, size_t max, const char *what)
 {
@@ -54,8 +77,18 @@ static custos_err verify(void **out, json_t *verified, decode_fn fn, const uint8
     *out = NULL;
     CUSTOS_GUARD(custos_now(&now, NULL));
     custos_err r = custos_dev_carried_roots(&roots, der, len, max, what);
+    int partial = 0;
+    if (r < 0) {
+        /* No root carried (requests carry only the signer and its issuing
+         * CA): anchor at the carried CA certificates, so the signature, the
+         * signer's validity and proof of possession can still be shown. */
+        r = carried_cas(&roots, certs);
+        partial = 1;
+    }
     if (r == 0)
         r = custos_dev_store(&store, roots);
+    if (r == 0 && partial)
+        r = X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) == 1 ? 0 : CUSTOS_ERR_INTERNAL;
     if (r == 0)
         r = fn(out, der, len, store, now);
     if (r == CUSTOS_ERR_EXPIRED || r == CUSTOS_ERR_NOT_YET_VALID) {

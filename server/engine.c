@@ -158,6 +158,33 @@ static void system_clear(engine_system *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* Verify an issuing CA against the root once, then make it a trust anchor
+ * of e->trust (X509_V_FLAG_PARTIAL_CHAIN): every request's chain then stops
+ * at an already-verified CA instead of re-checking the root's P-384
+ * signature on it each time. */
+static custos_err trust_anchor_add(custos_engine *e, X509 *ca)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    X509_STORE *roots = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    CUSTOS_ENSURE(roots != NULL && ctx != NULL, CUSTOS_ERR_NOMEM, "engine", "out of memory");
+    CUSTOS_ENSURE(X509_STORE_add_cert(roots, e->root) == 1, CUSTOS_ERR_INTERNAL, "engine",
+                  "cannot build the root store");
+    CUSTOS_ENSURE(X509_STORE_CTX_init(ctx, roots, ca, NULL) == 1, CUSTOS_ERR_NOMEM, "engine",
+                  "out of memory");
+    X509_STORE_CTX_set_time(ctx, 0, (time_t)custos_engine_now(e));
+    CUSTOS_ENSURE(X509_verify_cert(ctx) == 1, CUSTOS_ERR_UNTRUSTED, "engine",
+                  "issuing CA does not chain to the root: %s",
+                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, ca) == 1, CUSTOS_ERR_INTERNAL, "engine",
+                  "cannot add the issuing CA to the trust store");
+    ret = CUSTOS_OK;
+out:
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(roots);
+    return ret;
+}
+
 /* Takes ownership of def, ca and key (even on failure). */
 static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca, EVP_PKEY *key)
 {
@@ -166,6 +193,7 @@ static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca,
     engine_system *grown = realloc(e->systems, (e->n_systems + 1) * sizeof(*grown));
     CUSTOS_ENSURE(grown != NULL, CUSTOS_ERR_NOMEM, "system", "out of memory");
     e->systems = grown;
+    CUSTOS_GUARD(trust_anchor_add(e, ca));
     CUSTOS_ENSURE(sk_X509_push(e->system_cas, ca) > 0, CUSTOS_ERR_NOMEM, "system",
                   "out of memory");
     e->systems[e->n_systems++] = s;
@@ -238,8 +266,10 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     CUSTOS_ENSURE(e->trust != NULL && e->bootstrap_chain != NULL && e->system_cas != NULL,
                   CUSTOS_ERR_NOMEM, "engine", "out of memory");
     CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, e->root) == 1 &&
+                      X509_STORE_set_flags(e->trust, X509_V_FLAG_PARTIAL_CHAIN) == 1 &&
                       sk_X509_push(e->bootstrap_chain, e->bootstrap_ca) > 0,
                   CUSTOS_ERR_INTERNAL, "engine", "cannot build the trust store");
+    CUSTOS_GUARD(trust_anchor_add(e, e->bootstrap_ca));
     CUSTOS_GUARD(e->st->ops->system_list(e->st->ctx, load_system_cb, e));
     *out = e;
     e = NULL;
@@ -256,6 +286,8 @@ void custos_engine_free(custos_engine *e)
         return;
     for (i = 0; i < e->n_systems; i++)
         system_clear(&e->systems[i]);
+    for (i = 0; i < ENGINE_DOC_CACHE; i++)
+        custos_request_doc_free(e->doc_cache[i].doc);
     free(e->systems);
     sk_X509_free(e->system_cas);
     sk_X509_free(e->bootstrap_chain);

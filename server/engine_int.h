@@ -16,6 +16,15 @@
 
 #define CUSTOS_ENGINE_DB "custos.db"
 
+/* Requests verified by import, kept decoded for the approve that usually
+ * follows in the same process (policy auto-approval, a busy approver):
+ * parsing CMS and certificates costs OpenSSL 3.0 more than the signatures. */
+#define ENGINE_DOC_CACHE 64
+typedef struct engine_doc_slot {
+    uint8_t digest[32];
+    custos_request_doc *doc;
+} engine_doc_slot;
+
 typedef struct engine_system {
     custos_system_def *def; /* parsed once */
     X509 *ca;               /* its issuing CA */
@@ -45,6 +54,8 @@ struct custos_engine {
     size_t n_systems;
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
+    engine_doc_slot doc_cache[ENGINE_DOC_CACHE];
+    size_t doc_cache_next;
 };
 
 int64_t custos_engine_now(const custos_engine *e);

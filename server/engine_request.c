@@ -51,47 +51,20 @@ out:
     return ret;
 }
 
-static int has_eku(const X509 *cert, int nid)
-{
-    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL);
-    int found = 0, i;
-    for (i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
-        found |= OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == nid;
-    EXTENDED_KEY_USAGE_free(eku);
-    return found;
-}
-
-/* Pick the trust for a request from a peek at its certificates: a bootstrap
- * certificate means an initial request (root + bootstrap CA), anything else
- * a reprovisioning request signed by a device certificate (root + system CAs).
- * The decode then verifies the choice; the peek only routes. */
+/* Verify a request against the engine's trust store, where the bootstrap CA
+ * and every system's issuing CA are anchors verified once against the root.
+ * custos_request_decode() ties the signer's role to the kind (bootstrap EKU
+ * for initial requests only); check_initial()/check_reprovision() then tie
+ * the signer to the package or to the device's own certificate. */
 static custos_err request_decode(custos_request_doc **out, custos_engine *e, const uint8_t *der,
                                  size_t len, int64_t at)
 {
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    STACK_OF(X509) *certs = NULL;
-    uint8_t *content = NULL;
-    size_t content_len = 0;
-    custos_oid ct = CUSTOS_OID_COUNT;
     custos_trust trust;
-    int boot_nid = custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP), bootstrap = 0, i;
 
-    *out = NULL;
-    CUSTOS_GUARD(custos_cms_peek(&content, &content_len, &certs, &ct, der, len,
-                                 CUSTOS_MAX_REQUEST_SIZE, "provisioning request"));
-    for (i = 0; certs != NULL && i < sk_X509_num(certs); i++)
-        bootstrap |= has_eku(sk_X509_value(certs, i), boot_nid);
     memset(&trust, 0, sizeof(trust));
     trust.store = e->trust;
     trust.now = at;
-    trust.untrusted = bootstrap ? e->bootstrap_chain : e->system_cas;
-    trust.signer_eku_nid = bootstrap ? boot_nid : 0;
-    CUSTOS_GUARD(custos_request_decode(out, der, len, &trust));
-    ret = CUSTOS_OK;
-out:
-    free(content);
-    sk_X509_pop_free(certs, X509_free);
-    return ret;
+    return custos_request_decode(out, der, len, &trust);
 }
 
 static const custos_request_key *find_key(const custos_request_doc *d, const char *name)
@@ -193,6 +166,30 @@ out:
     custos_store_request_clear(&prev);
     custos_store_cert_clear(&c);
     return ret;
+}
+
+/* Keep a verified, stored request decoded for its approval (takes ownership). */
+static void doc_cache_put(custos_engine *e, custos_request_doc *d)
+{
+    engine_doc_slot *slot = &e->doc_cache[e->doc_cache_next];
+    custos_request_doc_free(slot->doc);
+    memcpy(slot->digest, d->digest, sizeof(slot->digest));
+    slot->doc = d;
+    e->doc_cache_next = (e->doc_cache_next + 1) % ENGINE_DOC_CACHE;
+}
+
+/* The decoded request with this digest, removed from the cache, or NULL. */
+static custos_request_doc *doc_cache_take(custos_engine *e, const uint8_t digest[32])
+{
+    for (size_t i = 0; i < ENGINE_DOC_CACHE; i++) {
+        engine_doc_slot *slot = &e->doc_cache[i];
+        if (slot->doc != NULL && memcmp(slot->digest, digest, sizeof(slot->digest)) == 0) {
+            custos_request_doc *d = slot->doc;
+            slot->doc = NULL;
+            return d;
+        }
+    }
+    return NULL;
 }
 
 /* Callers may pass an id that lives inside the summary they want filled. */
@@ -324,6 +321,8 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     CUSTOS_GUARD(ret);
     *out = r.sum;
     *out_created = 1;
+    doc_cache_put(e, d);
+    d = NULL;
     ret = CUSTOS_OK;
 out:
     custos_request_doc_free(d);
@@ -486,7 +485,11 @@ static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
     int attempt;
     int64_t now = custos_engine_now(e);
 
-    CUSTOS_GUARD(request_decode(&d, e, r->der, r->der_len, r->sum.created));
+    /* Verified at import and unchanged since (same digest): reuse the decoded
+     * request when import left it in the cache, else parse the stored bytes. */
+    d = doc_cache_take(e, r->digest);
+    if (d == NULL)
+        CUSTOS_GUARD(custos_request_decode_stored(&d, r->der, r->der_len));
     sys = custos_engine_system(e, d->system);
     CUSTOS_ENSURE(sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", d->system);
     comp = custos_system_component(sys->def, d->component);

@@ -199,10 +199,112 @@ static const char *role_name(int nid)
     return OBJ_nid2sn(nid) != NULL ? OBJ_nid2sn(nid) : "required";
 }
 
+
+/* ---- strictness: no unsigned byte may change without notice ---------------
+ * CMS leaves a few bytes outside the signature: the version numbers, the
+ * signatureAlgorithm identifier and any certificate the verifier does not
+ * use. OpenSSL accepts changes to them, so a file with a flipped byte there
+ * would still verify. We refuse any value other than what Custos writes. */
+
+/* Read one TLV header at *p (OpenSSL's ASN1_get_object, bounded by end). */
+static int tlv(const unsigned char **p, long *len, int *tag, int *cls, const unsigned char *end)
+{
+    int r = ASN1_get_object(p, len, tag, cls, (long)(end - *p));
+    return (r & 0x80) == 0 && *len <= end - *p;
+}
+
+static int integer_is(const unsigned char *p, long len, unsigned char v)
+{
+    return len == 1 && p[0] == v;
+}
+
+/* SignedData version 3 (eContentType is not id-data, RFC 5652 5.1) and the
+ * one SignerInfo's version 1 (issuerAndSerialNumber). */
+static custos_err check_versions(const uint8_t *der, size_t der_len, const char *what)
+{
+    const unsigned char *p = der, *end = der + der_len, *sd_end;
+    long len = 0;
+    int tag = 0, cls = 0, ok;
+
+    ok = tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE;  /* ContentInfo */
+    ok = ok && tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_OBJECT;
+    p += ok ? len : 0;
+    ok = ok && tlv(&p, &len, &tag, &cls, end) && cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0;
+    ok = ok && tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE;  /* SignedData */
+    sd_end = ok ? p + len : end;
+    ok = ok && tlv(&p, &len, &tag, &cls, sd_end) && tag == V_ASN1_INTEGER &&
+         integer_is(p, len, 3);
+    if (!ok)
+        return custos_error_set(CUSTOS_ERR_MALFORMED, what,
+                                "the %s has an unexpected SignedData version", what);
+    p += len;
+    /* Skip digestAlgorithms, encapContentInfo, [0] certificates, [1] crls. */
+    while (p < sd_end) {
+        if (!tlv(&p, &len, &tag, &cls, sd_end))
+            break;
+        if (cls == V_ASN1_UNIVERSAL && tag == V_ASN1_SET && p + len == sd_end) {
+            /* signerInfos: SET OF SignerInfo, exactly one. */
+            ok = tlv(&p, &len, &tag, &cls, sd_end) && tag == V_ASN1_SEQUENCE &&
+                 tlv(&p, &len, &tag, &cls, sd_end) && tag == V_ASN1_INTEGER &&
+                 integer_is(p, len, 1);
+            if (!ok)
+                return custos_error_set(CUSTOS_ERR_MALFORMED, what,
+                                        "the %s has an unexpected SignerInfo version", what);
+            return CUSTOS_OK;
+        }
+        p += len;
+    }
+    return custos_error_set(CUSTOS_ERR_MALFORMED, what, "the %s has no SignerInfo", what);
+}
+
+/* The signatureAlgorithm must be the one Custos writes for the signer's key. */
+static custos_err check_sig_alg(CMS_ContentInfo *cms, X509 *signer, const char *what)
+{
+    CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    X509_ALGOR *dig = NULL, *sig = NULL;
+    const ASN1_OBJECT *dig_obj = NULL, *sig_obj = NULL;
+    int ptype = V_ASN1_UNDEF, expected = NID_undef;
+    const void *pval = NULL;
+    EVP_PKEY *pub = X509_get0_pubkey(signer);
+
+    if (si == NULL || pub == NULL)
+        return custos_error_set(CUSTOS_ERR_MALFORMED, what, "the %s has no signer", what);
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
+    X509_ALGOR_get0(&dig_obj, NULL, NULL, dig);
+    X509_ALGOR_get0(&sig_obj, &ptype, &pval, sig);
+    if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA) {
+        expected = NID_rsaEncryption;
+        if (OBJ_obj2nid(sig_obj) == expected && (ptype == V_ASN1_NULL || ptype == V_ASN1_UNDEF))
+            return CUSTOS_OK;
+    } else if (OBJ_find_sigid_by_algs(&expected, OBJ_obj2nid(dig_obj),
+                                      EVP_PKEY_get_base_id(pub)) == 1 &&
+               OBJ_obj2nid(sig_obj) == expected && ptype == V_ASN1_UNDEF) {
+        return CUSTOS_OK;
+    }
+    return custos_error_set(CUSTOS_ERR_MALFORMED, what,
+                            "the %s names an unexpected signature algorithm", what);
+}
+
+/* Every certificate the message carries must be one the verification used:
+ * an altered spare certificate is as much a tampered file as any other. */
+static custos_err check_carried(STACK_OF(X509) *carried, STACK_OF(X509) *chain, const char *what)
+{
+    for (int i = 0; i < sk_X509_num(carried); i++) {
+        int found = 0;
+        for (int j = 0; !found && j < sk_X509_num(chain); j++)
+            found = X509_cmp(sk_X509_value(carried, i), sk_X509_value(chain, j)) == 0;
+        if (!found)
+            return custos_error_set(CUSTOS_ERR_MALFORMED, what,
+                                    "the %s carries a certificate that is not in its signer's "
+                                    "chain (certificate %d)", what, i + 1);
+    }
+    return CUSTOS_OK;
+}
+
 /* Chain @p signer to trust->store at trust->now, using the certificates the
  * message carries and trust->untrusted as intermediates. */
-static custos_err verify_chain(X509 *signer, STACK_OF(X509) *carried, const custos_trust *trust,
-                               const char *what)
+static custos_err verify_chain(STACK_OF(X509) **out_chain, X509 *signer, STACK_OF(X509) *carried,
+                               const custos_trust *trust, const char *what)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     X509_STORE_CTX *ctx = NULL;
@@ -226,7 +328,9 @@ static custos_err verify_chain(X509 *signer, STACK_OF(X509) *carried, const cust
     if (trust->now != 0)
         X509_STORE_CTX_set_time(ctx, 0, (time_t)trust->now);
     if (X509_verify_cert(ctx) == 1) {
-        ret = CUSTOS_OK;
+        *out_chain = X509_STORE_CTX_get1_chain(ctx);
+        ret = *out_chain != NULL ? CUSTOS_OK
+                                 : custos_error_set(CUSTOS_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
     err = X509_STORE_CTX_get_error(ctx);
@@ -274,6 +378,7 @@ custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_
     CMS_ContentInfo *cms = NULL;
     STACK_OF(X509) *certs = NULL;
     STACK_OF(X509) *signers = NULL;
+    STACK_OF(X509) *chain = NULL;
     BIO *sink = NULL;
     X509 *signer;
     int nid = custos_oid_nid(ct);
@@ -311,7 +416,10 @@ custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_
     CUSTOS_ENSURE(signers != NULL && sk_X509_num(signers) == 1, CUSTOS_ERR_MALFORMED, "signer",
                   "the %s does not carry its signer's certificate", what);
     signer = sk_X509_value(signers, 0);
-    CUSTOS_GUARD(verify_chain(signer, certs, trust, what));
+    CUSTOS_GUARD(check_versions(der, der_len, what));
+    CUSTOS_GUARD(check_sig_alg(cms, signer, what));
+    CUSTOS_GUARD(verify_chain(&chain, signer, certs, trust, what));
+    CUSTOS_GUARD(check_carried(certs, chain, what));
     CUSTOS_ENSURE(trust->signer_eku_nid == 0 || custos_x509_has_eku(signer, trust->signer_eku_nid),
                   CUSTOS_ERR_UNTRUSTED, "signer", "the signer of this %s is not a %s certificate",
                   what, role_name(trust->signer_eku_nid));
@@ -332,6 +440,7 @@ out:
         *out_len = 0;
     }
     sk_X509_free(signers);
+    sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(certs, X509_free);
     BIO_free(sink);
     CMS_ContentInfo_free(cms);

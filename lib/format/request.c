@@ -365,7 +365,7 @@ out:
 }
 
 /* One CSR: strict DER, and its own signature verifies with its own key. */
-static custos_err csr_from_b64(X509_REQ **out, const char *b64, const char *tmpl)
+static custos_err csr_from_b64(X509_REQ **out, const char *b64, const char *tmpl, int pop)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     uint8_t *der = NULL;
@@ -384,7 +384,7 @@ static custos_err csr_from_b64(X509_REQ **out, const char *b64, const char *tmpl
                   "%s is not a DER PKCS#10 request", f);
     pub = X509_REQ_get0_pubkey(req);
     CUSTOS_ENSURE(pub != NULL, CUSTOS_ERR_MALFORMED, f, "%s has no usable public key", f);
-    CUSTOS_ENSURE(X509_REQ_verify(req, pub) == 1, CUSTOS_ERR_POP, f,
+    CUSTOS_ENSURE(!pop || X509_REQ_verify(req, pub) == 1, CUSTOS_ERR_POP, f,
                   "proof of possession failed for key '%s'", tmpl);
     *out = req;
     req = NULL;
@@ -396,7 +396,7 @@ out:
     return ret;
 }
 
-static custos_err keys_from_json(custos_request_doc *d, const json_t *arr)
+static custos_err keys_from_json(custos_request_doc *d, const json_t *arr, int pop)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_error_t jerr;
@@ -422,7 +422,7 @@ static custos_err keys_from_json(custos_request_doc *d, const json_t *arr)
             CUSTOS_ENSURE(strcmp(d->keys[j].template_name, k->template_name) != 0,
                           CUSTOS_ERR_DUPLICATE, f, "key template '%s' appears twice",
                           k->template_name);
-        CUSTOS_GUARD(csr_from_b64(&k->csr, csr, k->template_name));
+        CUSTOS_GUARD(csr_from_b64(&k->csr, csr, k->template_name, pop));
         d->n_keys++;
     }
     ret = CUSTOS_OK;
@@ -430,7 +430,7 @@ out:
     return ret;
 }
 
-static custos_err parse_json(custos_request_doc *d, const uint8_t *content, size_t len)
+static custos_err parse_json(custos_request_doc *d, const uint8_t *content, size_t len, int pop)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_t *j = NULL;
@@ -473,7 +473,7 @@ static custos_err parse_json(custos_request_doc *d, const uint8_t *content, size
                                      CUSTOS_DOC_ID, "device_id"));
     CUSTOS_GUARD(device_from_json(d, device));
     CUSTOS_GUARD(meta_from_json(d->metadata, &d->n_metadata, metadata, "metadata"));
-    CUSTOS_GUARD(keys_from_json(d, keys));
+    CUSTOS_GUARD(keys_from_json(d, keys, pop));
     CUSTOS_GUARD(custos_b64_decode(&nb, &nlen, nonce, 64, "nonce"));
     CUSTOS_ENSURE(nlen == sizeof(d->nonce), CUSTOS_ERR_MALFORMED, "nonce",
                   "nonce must be %zu bytes", sizeof(d->nonce));
@@ -522,13 +522,42 @@ custos_err custos_request_decode(custos_request_doc **out, const uint8_t *der, s
                                    CUSTOS_MAX_REQUEST_SIZE, CUSTOS_OID_CT_REQUEST, trust, WHAT));
     CUSTOS_GUARD(custos_asn1_time_to_unix(&d->signer_not_after, X509_get0_notAfter(d->signer)));
     custos_sha256(d->digest, der, len);
-    CUSTOS_GUARD(parse_json(d, content, content_len));
+    CUSTOS_GUARD(parse_json(d, content, content_len, 1));
     CUSTOS_GUARD(check_signer(d));
     *out = d;
     d = NULL;
     ret = CUSTOS_OK;
 out:
     free(content);
+    custos_request_doc_free(d);
+    return ret;
+}
+
+custos_err custos_request_decode_stored(custos_request_doc **out, const uint8_t *der, size_t len)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_request_doc *d = NULL;
+    STACK_OF(X509) *certs = NULL;
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    custos_oid ct = CUSTOS_OID_COUNT;
+
+    *out = NULL;
+    CUSTOS_ENSURE(der != NULL, CUSTOS_ERR_ARG, NULL, "no " WHAT);
+    d = custos_request_doc_new();
+    CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    CUSTOS_GUARD(custos_cms_peek(&content, &content_len, &certs, &ct, der, len,
+                                 CUSTOS_MAX_REQUEST_SIZE, WHAT));
+    CUSTOS_ENSURE(ct == CUSTOS_OID_CT_REQUEST, CUSTOS_ERR_MALFORMED, NULL,
+                  "stored " WHAT " is not a provisioning request");
+    custos_sha256(d->digest, der, len);
+    CUSTOS_GUARD(parse_json(d, content, content_len, 0));
+    ret = CUSTOS_OK;
+    *out = d;
+    d = NULL;
+out:
+    free(content);
+    sk_X509_pop_free(certs, X509_free);
     custos_request_doc_free(d);
     return ret;
 }

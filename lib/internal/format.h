@@ -194,6 +194,13 @@ CUSTOS_NODISCARD custos_err custos_request_encode(uint8_t **out, size_t *out_len
 CUSTOS_NODISCARD custos_err custos_request_decode(custos_request_doc **out, const uint8_t *der,
                                                   size_t len, const custos_trust *trust);
 
+/* Decode a request that custos_request_decode() verified earlier and the
+ * caller stored (the engine's approve step): parses the content and the CSRs
+ * but checks neither the CMS signature nor proof of possession again.
+ * signer and signer_not_after are not filled. Never use on untrusted input. */
+CUSTOS_NODISCARD custos_err custos_request_decode_stored(custos_request_doc **out,
+                                                         const uint8_t *der, size_t len);
+
 /* ---- .mccp certified profile (lib/format/profile.c) ---------------------- */
 
 typedef struct custos_profile_cert {

@@ -245,13 +245,10 @@ static void test_flipped_bytes(void **state)
     size_t accepted = 0;
 
     assert_non_null(copy);
-    for (size_t i = 0; i < s->len; i += 3) {
+    for (size_t i = 0; i < s->len; i++) {
         memcpy(copy, s->der, s->len);
         copy[i] ^= 0x41;
         if (custos_package_decode(&d, copy, s->len, NULL, s->pki.now) == 0) {
-            /* Only a few unsigned CMS fields (version numbers,
-             * signatureAlgorithm parameters) may change without notice,
-             * and then the content must be what was signed. */
             assert_string_equal(d->package_id, s->doc->package_id);
             assert_int_equal(X509_cmp(d->bootstrap_cert, s->pki.boot.cert), 0);
             custos_package_doc_free(d);
@@ -260,7 +257,10 @@ static void test_flipped_bytes(void **state)
         }
         assert_null(d);
     }
-    assert_true(accepted < 16);
+    /* Not one byte may change unnoticed: the verifier also pins the
+     * CMS version numbers and signatureAlgorithm and refuses carried
+     * certificates that its verification did not use. */
+    assert_int_equal(accepted, 0);
     free(copy);
 }
 

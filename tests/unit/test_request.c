@@ -376,15 +376,10 @@ static void test_flipped_bytes(void **state)
     uint8_t *copy = malloc(s->len);
     custos_trust t = fx_trust(&s->pki);
     custos_request_doc *d = NULL;
-    size_t root_off = 0, root_len = 0, accepted = 0;
+    size_t accepted = 0;
 
-    /* A flip may go unnoticed only where nothing is signed: inside the copy
-     * of the root the CMS carries (the verifier takes the root from the
-     * trust store) and in a few unsigned CMS fields (version numbers,
-     * signatureAlgorithm parameters); the content must then be intact. */
-    assert_int_equal(fx_find_cert(&root_off, &root_len, s->der, s->len, s->pki.root.cert), 0);
     assert_non_null(copy);
-    for (size_t i = 0; i < s->len; i += 3) {
+    for (size_t i = 0; i < s->len; i++) {
         memcpy(copy, s->der, s->len);
         copy[i] ^= 0x41;
         if (custos_request_decode(&d, copy, s->len, &t) == 0) {
@@ -392,12 +387,14 @@ static void test_flipped_bytes(void **state)
             assert_memory_equal(d->nonce, s->doc->nonce, 16);
             custos_request_doc_free(d);
             d = NULL;
-            if (i < root_off || i >= root_off + root_len)
-                accepted++;
+            accepted++;
         }
         assert_null(d);
     }
-    assert_true(accepted < 16);
+    /* Not one byte may change unnoticed: the verifier also pins the
+     * CMS version numbers and signatureAlgorithm and refuses carried
+     * certificates that its verification did not use. */
+    assert_int_equal(accepted, 0);
     free(copy);
 }
 
