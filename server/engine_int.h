@@ -81,6 +81,7 @@ CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key,
 CUSTOS_NODISCARD custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
                                                     const custos_component_def *comp,
                                                     EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES],
+                                                    const X509_PUBKEY *const *spkis,
                                                     const char *system, const char *serial,
                                                     X509 *ca, EVP_PKEY *ca_key, int64_t now,
                                                     int mock);

@@ -334,7 +334,8 @@ out:
 
 custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
                                    const custos_component_def *comp,
-                                   EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const char *system,
+                                   EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES],
+                                   const X509_PUBKEY *const *spkis, const char *system,
                                    const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now,
                                    int mock)
 {
@@ -344,7 +345,8 @@ custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
         out_certs[i] = NULL;
     for (i = 0; i < comp->n_templates; i++) {
         const custos_key_template *t = &comp->templates[i];
-        CUSTOS_GUARD(custos_ca_issue(&out_certs[i], pubs[i], t, system, comp->name, serial, ca,
+        CUSTOS_GUARD(custos_ca_issue(&out_certs[i], pubs[i], spkis != NULL ? spkis[i] : NULL, t,
+                                     system, comp->name, serial, ca,
                                      ca_key, now, mock));
         CUSTOS_GUARD(custos_lint_certificate_ex(out_certs[i], ca, t, mock, serial));
     }
@@ -479,6 +481,7 @@ static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
     const engine_system *sys;
     const custos_component_def *comp;
     EVP_PKEY *pubs[CUSTOS_MAX_TEMPLATES] = {0};
+    const X509_PUBKEY *spkis[CUSTOS_MAX_TEMPLATES] = {0};
     X509 *certs[CUSTOS_MAX_TEMPLATES] = {0};
     uint8_t *profile = NULL;
     size_t profile_len = 0, i;
@@ -496,11 +499,14 @@ static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
     CUSTOS_ENSURE(comp != NULL, CUSTOS_ERR_UNKNOWN_COMPONENT, "component",
                   "system %s has no component %s", d->system, d->component);
     CUSTOS_GUARD(check_templates(comp, d));
-    for (i = 0; i < comp->n_templates; i++)
-        pubs[i] = X509_REQ_get0_pubkey(find_key(d, comp->templates[i].name)->csr);
+    for (i = 0; i < comp->n_templates; i++) {
+        X509_REQ *csr = find_key(d, comp->templates[i].name)->csr;
+        pubs[i] = X509_REQ_get0_pubkey(csr);
+        spkis[i] = X509_REQ_get_X509_PUBKEY(csr);
+    }
     /* A serial collision (UNIQUE) rolls the whole transaction back; issue again. */
     for (attempt = 0; attempt < SERIAL_RETRIES; attempt++) {
-        CUSTOS_GUARD(custos_engine_issue_all(certs, comp, pubs, d->system, d->serial, sys->ca,
+        CUSTOS_GUARD(custos_engine_issue_all(certs, comp, pubs, spkis, d->system, d->serial, sys->ca,
                                              sys->key, now, 0));
         CUSTOS_GUARD(build_profile(&profile, &profile_len, e, sys, r, comp, certs, now));
         ret = store_issued(e, r, comp, certs, profile, profile_len, actor, now);

@@ -48,8 +48,13 @@ CUSTOS_NODISCARD custos_err custos_ca_serial_hex(char out[41], const X509 *cert)
 
 /* Issue a device certificate for @p pub per template @p t (hierarchy: @p ca
  * and @p ca_key). @p mock adds OU=mock and the mock policy instead of the
- * device policy. Does not lint; callers lint before storing. */
-CUSTOS_NODISCARD custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub,
+ * device policy. Does not lint; callers lint before storing.
+ * @p spki, when not NULL, is @p pub's SubjectPublicKeyInfo as the CSR carried
+ * it: an EC or Ed25519 key is then copied as encoded instead of re-encoded
+ * (OpenSSL 3.0's X509_set_pubkey encodes and decodes the key again, which
+ * costs more than signing the certificate). The issued X509 then has no
+ * decoded public key in memory; use it through its DER. */
+CUSTOS_NODISCARD custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
                                             const custos_key_template *t, const char *system,
                                             const char *component, const char *serial,
                                             X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);

@@ -60,7 +60,38 @@ static void usage_values(char *ku, size_t ku_cap, char *eku, size_t eku_cap, uns
              (usage & CUSTOS_USAGE_TLS_SERVER) ? "serverAuth" : "");
 }
 
-custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const custos_key_template *t,
+/* Copy an EC or Ed25519 SubjectPublicKeyInfo into @p x as encoded. */
+static int copy_spki(X509 *x, const X509_PUBKEY *src)
+{
+    ASN1_OBJECT *alg = NULL;
+    const unsigned char *pk = NULL;
+    unsigned char *penc = NULL;
+    int pklen = 0, ptype = V_ASN1_UNDEF;
+    X509_ALGOR *pa = NULL;
+    const ASN1_OBJECT *aobj = NULL;
+    const void *pval = NULL;
+    void *pdup = NULL;
+
+    if (X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, src) != 1 || pklen <= 0)
+        return 0;
+    X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
+    if (OBJ_obj2nid(aobj) == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT)
+        pdup = OBJ_dup(pval);
+    else if (OBJ_obj2nid(aobj) != NID_ED25519 || ptype != V_ASN1_UNDEF)
+        return 0; /* RSA and the rest: the caller re-encodes */
+    penc = OPENSSL_memdup(pk, (size_t)pklen);
+    if ((ptype == V_ASN1_OBJECT && pdup == NULL) || penc == NULL ||
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_dup(aobj), ptype, pdup, penc,
+                               pklen) != 1) {
+        ASN1_OBJECT_free(pdup);
+        OPENSSL_free(penc);
+        return 0;
+    }
+    return 1;
+}
+
+custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
+                           const custos_key_template *t,
                            const char *system, const char *component, const char *serial,
                            X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock)
 {
@@ -92,7 +123,7 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const custos_key_template 
                                     (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
                       ASN1_TIME_set(X509_getm_notAfter(x),
                                     (time_t)(now + (int64_t)t->valid_days * DAY)) != NULL &&
-                      X509_set_pubkey(x, pub) == 1,
+                      ((spki != NULL && copy_spki(x, spki)) || X509_set_pubkey(x, pub) == 1),
                   CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate for template %s",
                   t->name);
     X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);

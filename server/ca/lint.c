@@ -4,6 +4,7 @@
  * passes. */
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
@@ -254,6 +255,40 @@ out:
     return ret;
 }
 
+/* The subject key's algorithm, from the decoded key or, when the issuer
+ * copied the SubjectPublicKeyInfo as encoded (server/ca/issue.c), from its
+ * algorithm identifier. */
+static custos_alg cert_key_alg(const X509 *cert)
+{
+    const X509_PUBKEY *spki = X509_get_X509_PUBKEY(cert);
+    ASN1_OBJECT *alg = NULL;
+    X509_ALGOR *pa = NULL;
+    const ASN1_OBJECT *aobj = NULL;
+    const void *pval = NULL;
+    const unsigned char *pk = NULL;
+    int ptype = V_ASN1_UNDEF, pklen = 0, curve;
+    EVP_PKEY *pkey;
+
+    ERR_set_mark();
+    pkey = X509_get0_pubkey(cert);
+    ERR_pop_to_mark();
+    if (pkey != NULL)
+        return custos_key_alg(pkey);
+    if (spki == NULL || X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, spki) != 1)
+        return CUSTOS_ALG_NONE;
+    X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
+    if (OBJ_obj2nid(aobj) == NID_ED25519)
+        return ptype == V_ASN1_UNDEF && pklen == 32 ? CUSTOS_ALG_ED25519 : CUSTOS_ALG_NONE;
+    if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT)
+        return CUSTOS_ALG_NONE;
+    curve = OBJ_obj2nid(pval);
+    if (curve == NID_X9_62_prime256v1 && pklen == 65)
+        return CUSTOS_ALG_ECDSA_P256;
+    if (curve == NID_secp384r1 && pklen == 97)
+        return CUSTOS_ALG_ECDSA_P384;
+    return CUSTOS_ALG_NONE;
+}
+
 custos_err custos_lint_certificate_ex(const X509 *cert, const X509 *issuer,
                                       const custos_key_template *t, int mock, const char *serial)
 {
@@ -285,7 +320,7 @@ custos_err custos_lint_certificate_ex(const X509 *cert, const X509 *issuer,
     CUSTOS_GUARD(check_eku(cert, t));
     CUSTOS_GUARD(check_validity(cert, issuer));
     CUSTOS_GUARD(check_subject(cert, serial, mock ? 1 : 0));
-    LINT(custos_key_alg(X509_get0_pubkey(cert)) == t->alg, "key-algorithm",
+    LINT(cert_key_alg(cert) == t->alg, "key-algorithm",
          "key algorithm is not %s as template %s requires", custos_alg_name(t->alg), t->name);
     CUSTOS_GUARD(check_policy(cert, mock));
     CUSTOS_GUARD(check_critical(cert));

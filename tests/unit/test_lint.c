@@ -52,7 +52,7 @@ static int setup(void **state)
     f->t.usage = CUSTOS_USAGE_TLS_CLIENT;
     f->t.valid_days = 365;
     snprintf(f->t.subject, sizeof(f->t.subject), "CN={serial},OU={component},O=Acme Medical");
-    OK(custos_ca_issue(&f->cert, f->dev_key, &f->t, "pump", "ctl", "SN-0001",
+    OK(custos_ca_issue(&f->cert, f->dev_key, NULL, &f->t, "pump", "ctl", "SN-0001",
                                      f->ca, f->ca_key, f->now, 0));
     *state = f;
     return 0;
@@ -130,7 +130,7 @@ static void test_other_usages_pass(void **state)
     t.alg = CUSTOS_ALG_ED25519;
     t.usage = CUSTOS_USAGE_SIGNING;
     OK(custos_key_generate(&k, t.alg));
-    OK(custos_ca_issue(&x, k, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
                                      f->now, 0));
     OK(custos_lint_certificate(x, f->ca, &t, 0));
     assert_int_equal(X509_get_ext_by_NID(x, NID_ext_key_usage, -1), -1);
@@ -138,7 +138,7 @@ static void test_other_usages_pass(void **state)
     x = NULL;
     /* the same certificate against a TLS template fails on keyUsage/EKU */
     t.usage = CUSTOS_USAGE_TLS_CLIENT;
-    OK(custos_ca_issue(&x, k, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
                                      f->now, 0));
     t.usage = CUSTOS_USAGE_SIGNING;
     assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
@@ -147,7 +147,7 @@ static void test_other_usages_pass(void **state)
     x = NULL;
     /* mock certificate: OU=mock and the mock policy */
     t.usage = CUSTOS_USAGE_TLS_CLIENT | CUSTOS_USAGE_TLS_SERVER;
-    OK(custos_ca_issue(&x, k, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
                                      f->now, 1));
     OK(custos_lint_certificate(x, f->ca, &t, 1));
     assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
