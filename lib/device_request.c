@@ -176,16 +176,16 @@ out:
 }
 
 /* The key that signs a reprovisioning request: first tls-client, else first
- * signing, else the first key. */
+ * signing, else any. Never Ed25519: OpenSSL 3's CMS cannot sign with it
+ * (system definitions therefore require one non-Ed25519 key per component). */
 static const custos_device_key_entry *rotate_signer(const custos_device *dev)
 {
-    for (size_t i = 0; i < dev->n_keys; i++)
-        if (dev->keys[i].usage & CUSTOS_USAGE_TLS_CLIENT)
-            return &dev->keys[i];
-    for (size_t i = 0; i < dev->n_keys; i++)
-        if (dev->keys[i].usage & CUSTOS_USAGE_SIGNING)
-            return &dev->keys[i];
-    return dev->n_keys > 0 ? &dev->keys[0] : NULL;
+    static const unsigned prefer[] = {CUSTOS_USAGE_TLS_CLIENT, CUSTOS_USAGE_SIGNING, ~0u};
+    for (size_t p = 0; p < sizeof(prefer) / sizeof(prefer[0]); p++)
+        for (size_t i = 0; i < dev->n_keys; i++)
+            if ((dev->keys[i].usage & prefer[p]) && dev->keys[i].alg != CUSTOS_ALG_ED25519)
+                return &dev->keys[i];
+    return NULL;
 }
 
 /* The identity for a rotation, from the identity in storage (another handle

@@ -215,6 +215,17 @@ custos_err custos_component_from_json(custos_component_def *out, const json_t *j
                           path, c->templates[i].name);
         c->n_templates++;
     }
+    {
+        /* A device signs its reprovisioning requests (CMS) with one of its
+         * keys, and OpenSSL 3's CMS cannot sign with Ed25519. */
+        int signable = 0;
+        for (size_t i = 0; i < c->n_templates; i++)
+            signable |= c->templates[i].alg != CUSTOS_ALG_ED25519;
+        path_of(path, sizeof(path), field, "templates");
+        CUSTOS_ENSURE(signable, CUSTOS_ERR_UNSUPPORTED, path,
+                      "%s: component %s needs at least one key that is not ed25519 to sign its "
+                      "reprovisioning requests", path, c->name);
+    }
     ret = CUSTOS_OK;
 out:
     if (ret < 0)

@@ -117,6 +117,9 @@ static void test_negative(void **state)
          CUSTOS_ERR_MALFORMED, "components[0].templates[0].algorithmx"},
         {COMP(T_OK ",{\"name\":\"u\",\"algorithm\":\"rsa-2048\",\"usage\":[\"signing\"]}"),
          CUSTOS_ERR_UNSUPPORTED, "components[0].templates[1].algorithm"},
+        /* every key Ed25519: nothing could sign a reprovisioning request */
+        {COMP("{\"name\":\"t\",\"algorithm\":\"ed25519\",\"usage\":[\"tls-client\"]}"),
+         CUSTOS_ERR_UNSUPPORTED, "components[0].templates"},
         {COMP("{\"name\":\"t\",\"usage\":[]}"), CUSTOS_ERR_MALFORMED,
          "components[0].templates[0].usage"},
         {COMP("{\"name\":\"t\"}"), CUSTOS_ERR_MALFORMED, "components[0].templates[0].usage"},
