@@ -33,6 +33,7 @@ run "$CUSTOSD" init --data "$D" >/dev/null
 # A clone of the data directory before any system exists: same root and
 # bootstrap CA, so packages of $D are trusted there (see template mismatch).
 cp -a "$D" "$T/data-clone"
+cp -a "$D" "$T/data-lint"
 run "$CUSTOSD" system create --data "$D" --file "$VECTORS/system-infusion.json" >/dev/null
 run "$CUSTOSD" package create --data "$D" --system infusion-x2 --passphrase-file "$T/pass" \
     --out "$T/pkg.mcpp" >/dev/null
@@ -209,6 +210,28 @@ run "$DEVICE" sign --device-dir "$T/mock" --key tls --in "$T/data.txt" --out "$T
     --allow-mock >/dev/null
 run "$DEVICE" status --device-dir "$T/mock" --allow-mock --json | jq -e . >/dev/null
 assert_unchanged "using mock files" "$T/mock" "$mock0"
+
+step "an issued certificate that would fail the lint (valid longer than its CA)"
+# The issuing CA lives 10 years; a template asking for 5000 days would make
+# a certificate that outlives its issuer. The lint must stop it: nothing is
+# stored, the request stays pending, no profile exists.
+cat >"$T/longlived.json" <<'JSON'
+{"name":"longlived","components":[{"name":"pump","templates":[
+ {"name":"tls","algorithm":"ecdsa-p256","usage":["tls-client"],"valid_days":5000}]}]}
+JSON
+run "$CUSTOSD" system create --data "$T/data-lint" --file "$T/longlived.json" >/dev/null
+run "$CUSTOSD" package create --data "$T/data-lint" --system longlived --passphrase-file "$T/pass" \
+    --out "$T/long.mcpp" >/dev/null
+request "$T/devL" "$T/l.secret" "$T/long.mcpp" pump SN-L
+L_ID=$("$CUSTOSD" request import --data "$T/data-lint" --json "$T/devL/request.mcpr" | jq -r .request_id)
+lint0=$(snapshot "$T/data-lint")
+expect_fail lint_failed "$CUSTOSD" request approve --data "$T/data-lint" "$L_ID"
+grep -q "validity" "$T/ef.err" || fail "the lint error does not name the validity rule: $(cat "$T/ef.err")"
+assert_unchanged "a lint failure" "$T/data-lint" "$lint0"
+"$CUSTOSD" request show --data "$T/data-lint" --json "$L_ID" | jq -e '.state == "pending"' >/dev/null ||
+    fail "the request is no longer pending after a lint failure"
+expect_fail invalid_state "$CUSTOSD" profile export --data "$T/data-lint" --out "$T/never.mccp" "$L_ID"
+[ ! -e "$T/never.mccp" ] || fail "a profile was written after a lint failure"
 
 step "audit trail still verifies"
 "$CUSTOSD" audit verify --data "$D" | grep -q ok || fail "audit verify failed"
