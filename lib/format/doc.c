@@ -331,3 +331,27 @@ out:
     X509_STORE_CTX_free(ctx);
     return ret;
 }
+
+custos_err custos_doc_sign(uint8_t **out, size_t *out_len, const json_t *j, custos_oid ct,
+                           size_t max, const char *what, const custos_signer *signer)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    char *text = NULL;
+    size_t text_len = 0;
+
+    *out = NULL;
+    *out_len = 0;
+    CUSTOS_GUARD(custos_json_dump(&text, &text_len, j));
+    CUSTOS_GUARD(custos_cms_sign(out, out_len, ct, (const uint8_t *)text, text_len, signer));
+    CUSTOS_ENSURE(*out_len <= max, CUSTOS_ERR_TOO_LARGE, what, "the %s would exceed %zu bytes",
+                  what, max);
+    ret = CUSTOS_OK;
+out:
+    if (ret < 0) {
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+    }
+    free(text);
+    return ret;
+}

@@ -233,27 +233,14 @@ custos_err custos_package_encode(uint8_t **out, size_t *out_len, const custos_pa
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_t *j = NULL;
-    char *text = NULL;
-    size_t text_len = 0;
 
     *out = NULL;
     *out_len = 0;
     CUSTOS_ENSURE(d != NULL && signer != NULL, CUSTOS_ERR_ARG, NULL, "no package or signer");
     CUSTOS_GUARD(build_json(&j, d));
-    CUSTOS_GUARD(custos_json_dump(&text, &text_len, j));
-    CUSTOS_GUARD(custos_cms_sign(out, out_len, CUSTOS_OID_CT_PACKAGE, (const uint8_t *)text,
-                                 text_len, signer));
-    CUSTOS_ENSURE(*out_len <= CUSTOS_MAX_PACKAGE_SIZE, CUSTOS_ERR_TOO_LARGE, "package",
-                  "the provisioning package would exceed %u bytes",
-                  (unsigned)CUSTOS_MAX_PACKAGE_SIZE);
+    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_PACKAGE, CUSTOS_MAX_PACKAGE_SIZE, "provisioning package", signer));
     ret = CUSTOS_OK;
 out:
-    if (ret < 0 && *out != NULL) {
-        free(*out);
-        *out = NULL;
-        *out_len = 0;
-    }
-    free(text);
     json_decref(j);
     return ret;
 }

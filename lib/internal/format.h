@@ -304,6 +304,11 @@ CUSTOS_NODISCARD custos_err custos_doc_copy(char *dst, size_t cap, const char *s
                                             custos_doc_kind kind, const char *field);
 /* Set o[key] = v, taking v (also on failure). */
 CUSTOS_NODISCARD custos_err custos_doc_set(json_t *o, const char *key, json_t *v);
+/* Serialize @p j (compact, sorted keys), sign it as CMS with content type
+ * @p ct, and refuse a result over @p max bytes (naming @p what). */
+CUSTOS_NODISCARD custos_err custos_doc_sign(uint8_t **out, size_t *out_len, const json_t *j,
+                                            custos_oid ct, size_t max, const char *what,
+                                            const custos_signer *signer);
 CUSTOS_NODISCARD custos_err custos_doc_set_string(json_t *o, const char *key, const char *v);
 CUSTOS_NODISCARD custos_err custos_doc_set_time(json_t *o, const char *key, int64_t t);
 CUSTOS_NODISCARD custos_err custos_doc_time(int64_t *out, const char *s, const char *field);

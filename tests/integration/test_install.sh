@@ -44,14 +44,15 @@ export PKG_CONFIG_PATH=$L/pkgconfig
 cc -std=c11 -Wall -Wextra -Werror "${SAN[@]}" "$T/app.c" -o "$T/app-shared" \
     $(pkg-config --cflags --libs custos)
 LD_LIBRARY_PATH=$L "$T/app-shared" | grep -q "not_provided" || fail "shared build does not run"
-ldd "$T/app-shared" | grep -q "$L/libcustos.so" 2>/dev/null ||
-    LD_LIBRARY_PATH=$L ldd "$T/app-shared" | grep -q "libcustos.so" || fail "not linked to libcustos.so"
+deps=$(LD_LIBRARY_PATH=$L ldd "$T/app-shared")
+grep -q "libcustos.so" <<<"$deps" || fail "not linked to libcustos.so"
 
 step "pkg-config --static, static library"
 cc -std=c11 -Wall -Wextra -Werror "${SAN[@]}" "$T/app.c" -o "$T/app-static" \
     $(pkg-config --cflags custos) "$L/libcustos.a" $(pkg-config --static --libs-only-l custos | sed 's/-lcustos//')
 "$T/app-static" | grep -q "not_provided" || fail "static build does not run"
-if ldd "$T/app-static" | grep -q libcustos; then fail "static build still needs libcustos.so"; fi
+deps=$(ldd "$T/app-static")
+if grep -q libcustos <<<"$deps"; then fail "static build still needs libcustos.so"; fi
 
 step "find_package(custos) from a CMake project"
 mkdir -p "$T/cmk"

@@ -9,8 +9,7 @@
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
 
-/* Readable, indented rendering of a JSON document (long strings shortened). */
-void render_json(FILE *f, const char *json);
+#include "jsonprint.h"
 
 /* custos inspect PATH [--json] [--secret-file PATH] */
 int cmd_inspect(int argc, char **argv);

@@ -187,7 +187,7 @@ static int inspect_dir(const char *dir, int json, const char *secret_opt)
         fputc('\n', stdout);
     } else {
         printf("device directory %s\n", dir);
-        render_json(stdout, out);
+        cli_print_json_human(stdout, out);
     }
     if (p.secret_missing || access(p.secret_file, R_OK) != 0)
         fprintf(stderr,
@@ -218,7 +218,7 @@ static int inspect_file(const char *path, int json)
         fputc('\n', stdout);
     } else {
         printf("%s\n", path);
-        render_json(stdout, out);
+        cli_print_json_human(stdout, out);
     }
     free(out);
     return 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "custos/custos.h"
+#include "jsonprint.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -106,8 +107,6 @@ custos_err cli_device_load(custos_device **out, const cli_device *d, const cli_a
 
 /* ---- output --------------------------------------------------------------- */
 
-/* Readable, indented rendering of a JSON document (long strings shortened). */
-void cli_print_json_human(FILE *f, const char *json);
 
 /* The subcommands. */
 int cmd_request(const cli_args *a);

@@ -1,9 +1,9 @@
-/* custos-device: a readable rendering of the JSON the library describes files with. */
+/* The tools' readable rendering of the JSON the library describes files with. */
 #include <string.h>
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "jsonprint.h"
 
 #define LONG_STRING 72
 
