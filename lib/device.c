@@ -140,7 +140,7 @@ custos_err custos_device_open(custos_device **out, const custos_port *port,
                   "mock device files are not accepted here");
     CUSTOS_GUARD(custos_now(&now, port));
     CUSTOS_GUARD(profile_trust(&store, dev->identity, prof, prof_len));
-    custos_trust trust = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING)};
+    custos_trust trust = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
     CUSTOS_GUARD(custos_profile_decode(&dev->profile, prof, prof_len, &trust));
     CUSTOS_ENSURE(dev->profile->mock == dev->identity->mock, CUSTOS_ERR_MOCK, "profile",
                   "mock device files are not accepted here (profile and identity disagree "

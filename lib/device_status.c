@@ -125,7 +125,7 @@ static custos_err profile_decode(custos_profile_doc **out, json_t *o, const stat
         CUSTOS_GUARD(custos_dev_store(&store, roots));
     }
     CUSTOS_GUARD(custos_describe_set(o, "profile_trust", json_string(trust_name)));
-    custos_trust t = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING)};
+    custos_trust t = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
     CUSTOS_GUARD(custos_profile_decode(out, f->profile, f->profile_len, &t));
     ret = 0;
 out:

@@ -28,14 +28,14 @@ static custos_err dec_package(void **out, const uint8_t *der, size_t len, X509_S
 static custos_err dec_request(void **out, const uint8_t *der, size_t len, X509_STORE *store,
                               int64_t now)
 {
-    custos_trust t = {store, NULL, now, 0};
+    custos_trust t = {store, NULL, now, 0, NULL};
     return custos_request_decode((custos_request_doc **)out, der, len, &t);
 }
 
 static custos_err dec_profile(void **out, const uint8_t *der, size_t len, X509_STORE *store,
                               int64_t now)
 {
-    custos_trust t = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING)};
+    custos_trust t = {store, NULL, now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
     return custos_profile_decode((custos_profile_doc **)out, der, len, &t);
 }
 

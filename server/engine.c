@@ -261,9 +261,10 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     CUSTOS_GUARD(load_authority(&e->mock_prof_cert, &e->mock_prof_key, e,
                                 CUSTOS_AUTH_MOCK_PROFILE_SIGNING));
     e->trust = X509_STORE_new();
+    e->signers = custos_chain_cache_new();
     e->bootstrap_chain = sk_X509_new_null();
     e->system_cas = sk_X509_new_null();
-    CUSTOS_ENSURE(e->trust != NULL && e->bootstrap_chain != NULL && e->system_cas != NULL,
+    CUSTOS_ENSURE(e->trust != NULL && e->signers != NULL && e->bootstrap_chain != NULL && e->system_cas != NULL,
                   CUSTOS_ERR_NOMEM, "engine", "out of memory");
     CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, e->root) == 1 &&
                       X509_STORE_set_flags(e->trust, X509_V_FLAG_PARTIAL_CHAIN) == 1 &&
@@ -292,6 +293,7 @@ void custos_engine_free(custos_engine *e)
     sk_X509_free(e->system_cas);
     sk_X509_free(e->bootstrap_chain);
     X509_STORE_free(e->trust);
+    custos_chain_cache_free(e->signers);
     X509_free(e->root);
     X509_free(e->bootstrap_ca);
     X509_free(e->pkg_cert);

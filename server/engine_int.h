@@ -48,6 +48,7 @@ struct custos_engine {
     X509 *mock_prof_cert;
     EVP_PKEY *mock_prof_key;
     X509_STORE *trust;              /* the root: verifies requests */
+    custos_chain_cache *signers;    /* request signer chains verified against trust */
     STACK_OF(X509) *bootstrap_chain; /* [bootstrap CA] */
     STACK_OF(X509) *system_cas;     /* every system's issuing CA (borrowed refs) */
     engine_system *systems;

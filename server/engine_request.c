@@ -59,11 +59,12 @@ out:
 static custos_err request_decode(custos_request_doc **out, custos_engine *e, const uint8_t *der,
                                  size_t len, int64_t at)
 {
-    custos_trust trust;
+    custos_trust trust = {0};
 
     memset(&trust, 0, sizeof(trust));
     trust.store = e->trust;
     trust.now = at;
+    trust.cache = e->signers;
     return custos_request_decode(out, der, len, &trust);
 }
 

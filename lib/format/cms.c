@@ -418,7 +418,11 @@ custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_
     signer = sk_X509_value(signers, 0);
     CUSTOS_GUARD(check_versions(der, der_len, what));
     CUSTOS_GUARD(check_sig_alg(cms, signer, what));
-    CUSTOS_GUARD(verify_chain(&chain, signer, certs, trust, what));
+    if (!custos_chain_cache_get(&chain, trust->cache, signer,
+                                trust->now != 0 ? trust->now : (int64_t)time(NULL))) {
+        CUSTOS_GUARD(verify_chain(&chain, signer, certs, trust, what));
+        custos_chain_cache_put(trust->cache, signer, chain);
+    }
     CUSTOS_GUARD(check_carried(certs, chain, what));
     CUSTOS_ENSURE(trust->signer_eku_nid == 0 || custos_x509_has_eku(signer, trust->signer_eku_nid),
                   CUSTOS_ERR_UNTRUSTED, "signer", "the signer of this %s is not a %s certificate",

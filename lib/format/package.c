@@ -413,7 +413,7 @@ custos_err custos_package_decode(custos_package_doc **out, const uint8_t *der, s
     uint8_t *content = NULL;
     size_t content_len = 0;
     custos_oid ct = CUSTOS_OID_COUNT;
-    custos_trust trust;
+    custos_trust trust = {0};
 
     *out = NULL;
     CUSTOS_ENSURE(der != NULL, CUSTOS_ERR_ARG, NULL, "no " WHAT);

@@ -326,7 +326,7 @@ custos_err custos_profile_decode(custos_profile_doc **out, const uint8_t *der, s
     uint8_t *content = NULL;
     size_t content_len = 0;
     X509 *signer = NULL;
-    custos_trust t;
+    custos_trust t = {0};
 
     *out = NULL;
     CUSTOS_ENSURE(der != NULL && trust != NULL && trust->store != NULL, CUSTOS_ERR_ARG, NULL,

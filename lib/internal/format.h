@@ -24,6 +24,19 @@ typedef struct custos_signer {
     STACK_OF(X509) *chain; /* borrowed, may be NULL: extra certs to embed (issuers, root) */
 } custos_signer;
 
+/* Signer chains already verified against one trust store
+ * (lib/format/chain_cache.c). Thread-safe. */
+typedef struct custos_chain_cache custos_chain_cache;
+custos_chain_cache *custos_chain_cache_new(void);
+void custos_chain_cache_free(custos_chain_cache *c);
+/* Forget everything (after the trust store changed or a revocation). */
+void custos_chain_cache_clear(custos_chain_cache *c);
+/* 1 with an up-ref'd copy of the chain when @p signer verified before and
+ * every certificate of its chain is valid at @p now; else 0. */
+int custos_chain_cache_get(STACK_OF(X509) **out_chain, custos_chain_cache *c, X509 *signer,
+                           int64_t now);
+void custos_chain_cache_put(custos_chain_cache *c, X509 *signer, STACK_OF(X509) *chain);
+
 /* What a verifier trusts. Build once and reuse (X509_STORE is the cache of
  * parsed trust anchors). */
 typedef struct custos_trust {
@@ -31,6 +44,7 @@ typedef struct custos_trust {
     STACK_OF(X509) *untrusted;  /* extra intermediates; borrowed, may be NULL */
     int64_t now;                /* verification time (unix seconds) */
     int signer_eku_nid;         /* required EKU on the signer, or 0 for none */
+    custos_chain_cache *cache;  /* optional: skip re-verifying known signer chains */
 } custos_trust;
 
 /* Sign @p content (JSON bytes) as CMS SignedData, DER, with eContentType

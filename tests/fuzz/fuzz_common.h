@@ -30,7 +30,7 @@ static inline void fuzz_trust_init(void)
 
 static inline custos_trust fuzz_trust(int eku_nid)
 {
-    custos_trust t;
+    custos_trust t = {0};
 
     t.store = fuzz_store;
     t.untrusted = NULL;

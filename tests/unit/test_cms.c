@@ -59,13 +59,60 @@ static void sign(pki *p, uint8_t **der, size_t *len, custos_oid ct)
 
 static custos_trust trust_of(const pki *p, int eku)
 {
-    custos_trust t;
+    custos_trust t = {0};
 
     memset(&t, 0, sizeof(t));
     t.store = p->store;
     t.now = (int64_t)time(NULL);
     t.signer_eku_nid = eku;
     return t;
+}
+
+/* The chain cache skips re-verifying a known signer chain, but never past
+ * the validity of that chain, and never for another signer. */
+static void test_chain_cache(void **state)
+{
+    int eku = custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING);
+    pki p, other;
+    uint8_t *der = NULL, *der2 = NULL, *out = NULL;
+    size_t len = 0, len2 = 0, out_len = 0;
+    custos_trust t = {0};
+    int64_t not_after = 0;
+
+    (void)state;
+    pki_make(&p, CUSTOS_ALG_ECDSA_P256, eku);
+    pki_make(&other, CUSTOS_ALG_ECDSA_P256, eku);
+    t = trust_of(&p, eku);
+    t.cache = custos_chain_cache_new();
+    assert_non_null(t.cache);
+    sign(&p, &der, &len, CUSTOS_OID_CT_PROFILE);
+    sign(&other, &der2, &len2, CUSTOS_OID_CT_PROFILE);
+    for (int round = 0; round < 2; round++) { /* miss, then hit */
+        assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, der, len,
+                                           CUSTOS_MAX_PROFILE_SIZE, CUSTOS_OID_CT_PROFILE, &t,
+                                           "certified profile"),
+                         0);
+        free(out);
+        out = NULL;
+    }
+    /* Another signer with the same subject names does not hit. */
+    assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, der2, len2,
+                                       CUSTOS_MAX_PROFILE_SIZE, CUSTOS_OID_CT_PROFILE, &t,
+                                       "certified profile"),
+                     CUSTOS_ERR_UNTRUSTED);
+    /* After the signer expired the cache does not answer: full check, EXPIRED. */
+    assert_int_equal(custos_asn1_time_to_unix(&not_after, X509_get0_notAfter(p.leaf.cert)), 0);
+    t.now = not_after + 1;
+    assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, der, len,
+                                       CUSTOS_MAX_PROFILE_SIZE, CUSTOS_OID_CT_PROFILE, &t,
+                                       "certified profile"),
+                     CUSTOS_ERR_EXPIRED);
+    assert_null(out);
+    custos_chain_cache_free(t.cache);
+    free(der);
+    free(der2);
+    pki_free(&p);
+    pki_free(&other);
 }
 
 static void test_sign_verify_algs(void **state)
@@ -81,7 +128,7 @@ static void test_sign_verify_algs(void **state)
         size_t len = 0, out_len = 0;
         X509 *signer = NULL;
         STACK_OF(X509) *certs = NULL;
-        custos_trust t;
+        custos_trust t = {0};
 
         pki_make(&p, algs[i], eku);
         t = trust_of(&p, eku);
@@ -170,7 +217,7 @@ static void test_verify_negative(void **state)
     uint8_t *der = NULL, *out = NULL, *copy;
     size_t len = 0, out_len = 0;
     int eku = custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP);
-    custos_trust t;
+    custos_trust t = {0};
     X509 *signer = (X509 *)1;
 
     (void)state;
@@ -248,7 +295,7 @@ static void test_untrusted_intermediates(void **state)
 {
     pki p;
     custos_signer s;
-    custos_trust t;
+    custos_trust t = {0};
     uint8_t *der = NULL, *out = NULL;
     size_t len = 0, out_len = 0;
     STACK_OF(X509) *inter;
@@ -344,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_verify_algs),
+        cmocka_unit_test(test_chain_cache),
         cmocka_unit_test(test_ed25519_signer_unsupported),
         cmocka_unit_test(test_sign_bad_args),
         cmocka_unit_test(test_verify_negative),

@@ -208,7 +208,7 @@ static void assert_unchanged(fx *f, counts before)
 static custos_profile_doc *decode_profile(fx *f, const uint8_t *der, size_t len)
 {
     custos_profile_doc *p = NULL;
-    custos_trust t;
+    custos_trust t = {0};
     X509_STORE *store = X509_STORE_new();
     memset(&t, 0, sizeof(t));
     assert_int_equal(X509_STORE_add_cert(store, sk_X509_value(f->pkg->root_of_trust, 0)), 1);
@@ -721,7 +721,7 @@ static void test_mock_create(void **state)
     size_t len = 0;
     custos_identity_doc *id = NULL;
     custos_profile_doc *p = NULL;
-    custos_trust t;
+    custos_trust t = {0};
     X509_STORE *real = X509_STORE_new();
     struct stat sb;
 

@@ -81,7 +81,7 @@ custos_signer fx_signer(const testca_cert *leaf, STACK_OF(X509) *chain)
 
 custos_trust fx_trust(const fx_pki *p)
 {
-    custos_trust t;
+    custos_trust t = {0};
 
     t.store = p->store;
     t.untrusted = NULL;
