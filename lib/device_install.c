@@ -172,7 +172,8 @@ static custos_err current_profile(uint8_t **out, size_t *out_len, char rid[CUSTO
         goto out;
     }
     CUSTOS_GUARD(r);
-    custos_trust trust = {c->store, NULL, c->now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
+    custos_trust trust = {c->store, NULL, c->now,
+                          custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
     if (custos_profile_decode(&cur, *out, *out_len, &trust) == 0) {
         memcpy(rid, cur->request_id, CUSTOS_ID_LEN + 1);
     } else {
@@ -202,7 +203,8 @@ custos_err custos_device_install(custos_install_result *out, const custos_port *
                   "the profile is %zu bytes; the limit is %u", len, CUSTOS_MAX_PROFILE_SIZE);
     c.port = port;
     CUSTOS_GUARD(load_pending(&c));
-    custos_trust trust = {c.store, NULL, c.now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
+    custos_trust trust = {c.store, NULL, c.now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING),
+                          NULL};
     CUSTOS_GUARD(custos_profile_decode(&c.profile, profile, len, &trust));
     CUSTOS_GUARD(check_answer(&c));
     CUSTOS_GUARD(check_certs(&c));

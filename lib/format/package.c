@@ -238,7 +238,8 @@ custos_err custos_package_encode(uint8_t **out, size_t *out_len, const custos_pa
     *out_len = 0;
     CUSTOS_ENSURE(d != NULL && signer != NULL, CUSTOS_ERR_ARG, NULL, "no package or signer");
     CUSTOS_GUARD(build_json(&j, d));
-    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_PACKAGE, CUSTOS_MAX_PACKAGE_SIZE, "provisioning package", signer));
+    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_PACKAGE, CUSTOS_MAX_PACKAGE_SIZE,
+                                 "provisioning package", signer));
     ret = CUSTOS_OK;
 out:
     json_decref(j);

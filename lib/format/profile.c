@@ -175,7 +175,8 @@ custos_err custos_profile_encode(uint8_t **out, size_t *out_len, const custos_pr
     CUSTOS_ENSURE(d != NULL && signer != NULL, CUSTOS_ERR_ARG, NULL, "no profile or signer");
     CUSTOS_GUARD(check_doc(d));
     CUSTOS_GUARD(build_json(&j, d));
-    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_PROFILE, CUSTOS_MAX_PROFILE_SIZE, "certified profile", signer));
+    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_PROFILE, CUSTOS_MAX_PROFILE_SIZE,
+                                 "certified profile", signer));
     ret = CUSTOS_OK;
 out:
     json_decref(j);

@@ -285,7 +285,8 @@ custos_err custos_request_encode(uint8_t **out, size_t *out_len, const custos_re
     CUSTOS_ENSURE(d != NULL && signer != NULL, CUSTOS_ERR_ARG, NULL, "no request or signer");
     CUSTOS_GUARD(check_doc(d));
     CUSTOS_GUARD(build_json(&j, d));
-    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_REQUEST, CUSTOS_MAX_REQUEST_SIZE, "provisioning request", signer));
+    CUSTOS_GUARD(custos_doc_sign(out, out_len, j, CUSTOS_OID_CT_REQUEST, CUSTOS_MAX_REQUEST_SIZE,
+                                 "provisioning request", signer));
     ret = CUSTOS_OK;
 out:
     json_decref(j);
