@@ -39,40 +39,46 @@ static void die(const char *what, custos_err r)
     exit(1);
 }
 
-/* Raw P-256 sign/verify rates: one-shot EVP_DigestSign over 64 bytes, like
- * `openssl speed ecdsap256` signs a digest. */
+/* Raw P-256 sign/verify rates, measured the way `openssl speed ecdsap256`
+ * does: one initialised EVP_PKEY_CTX, signing and verifying a 32-byte digest.
+ * This is the strict limit: it leaves out even the per-operation set-up that
+ * any real use of the key pays. */
 static void p256_rates(double *sign_rate, double *verify_rate)
 {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    unsigned char msg[64] = { 1 }, sig[128];
+    EVP_PKEY_CTX *sctx = EVP_PKEY_CTX_new(key, NULL), *vctx = EVP_PKEY_CTX_new(key, NULL);
+    unsigned char dgst[32] = {1}, sig[128];
     size_t siglen = 0;
     long n = 0;
-    double t0 = now_s(), t;
+    double t0, t;
+
+    if (key == NULL || sctx == NULL || vctx == NULL || EVP_PKEY_sign_init(sctx) != 1 ||
+        EVP_PKEY_verify_init(vctx) != 1) {
+        fprintf(stderr, "bench: cannot set up P-256\n");
+        exit(1);
+    }
+    t0 = now_s();
     do {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         siglen = sizeof(sig);
-        if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
-            EVP_DigestSign(ctx, sig, &siglen, msg, sizeof(msg)) != 1) {
+        if (EVP_PKEY_sign(sctx, sig, &siglen, dgst, sizeof(dgst)) != 1) {
             fprintf(stderr, "bench: sign failed\n");
             exit(1);
         }
-        EVP_MD_CTX_free(ctx);
         n++;
     } while ((t = now_s() - t0) < 1.0);
     *sign_rate = (double)n / t;
     n = 0;
     t0 = now_s();
     do {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
-            EVP_DigestVerify(ctx, sig, siglen, msg, sizeof(msg)) != 1) {
+        if (EVP_PKEY_verify(vctx, sig, siglen, dgst, sizeof(dgst)) != 1) {
             fprintf(stderr, "bench: verify failed\n");
             exit(1);
         }
-        EVP_MD_CTX_free(ctx);
         n++;
     } while ((t = now_s() - t0) < 1.0);
     *verify_rate = (double)n / t;
+    EVP_PKEY_CTX_free(sctx);
+    EVP_PKEY_CTX_free(vctx);
     EVP_PKEY_free(key);
 }
 
@@ -174,8 +180,16 @@ int main(int argc, char **argv)
     }
     double engine_rate = (double)n / (t_import + t_approve);
 
+    /* Measure the raw rates again after the engine ran and use the mean: on
+     * a shared machine the clock and the neighbours change within a run. */
+    double sign2, verify2;
+    p256_rates(&sign2, &verify2);
+    sign_rate = (sign_rate + sign2) / 2;
+    verify_rate = (verify_rate + verify2) / 2;
+    limit = 1.0 / (2.0 / sign_rate + 3.0 / verify_rate);
+
     printf("custos bench: provisioning (one P-256 certificate), n=%d, store on %s\n", n, base);
-    printf("  openssl ECDSA P-256 (this run):  sign %.0f/s  verify %.0f/s\n", sign_rate,
+    printf("  raw ECDSA P-256 (OpenSSL, this run, mean of before and after):  sign %.0f/s  verify %.0f/s\n", sign_rate,
            verify_rate);
     printf("  crypto-only limit (2 sign + 3 verify):  %.0f provisionings/s\n", limit);
     printf("  engine measured:  %.0f provisionings/s  (import %.3f ms + approve %.3f ms each)\n",

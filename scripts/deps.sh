@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Custos needs, or say exactly how to.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libssl-dev openssl libjansson-dev
+pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libssl-dev openssl libjansson-dev
       libsqlite3-dev sqlite3 libcmocka-dev libevent-dev libcurl4-openssl-dev curl jq)
 missing=()
 for p in "${pkgs[@]}"; do
