@@ -162,6 +162,16 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
                       prev.sum.state == CUSTOS_STATE_PROVISIONED,
                   CUSTOS_ERR_UNTRUSTED, "signer", "device %s is %s, not certified or provisioned",
                   d->device_id, custos_state_name(prev.sum.state));
+    /* A device renews its own identity; it cannot take another one. */
+    CUSTOS_ENSURE(strcmp(prev.sum.serial, d->serial) == 0, CUSTOS_ERR_MISMATCH, "device.serial",
+                  "device %s has serial %s; a reprovisioning request cannot change it to %s",
+                  d->device_id, prev.sum.serial, d->serial);
+    CUSTOS_ENSURE(strcmp(prev.sum.system, d->system) == 0 &&
+                      strcmp(prev.sum.component, d->component) == 0,
+                  CUSTOS_ERR_MISMATCH, "component",
+                  "device %s is a %s of system %s; a reprovisioning request cannot make it a %s "
+                  "of %s", d->device_id, prev.sum.component, prev.sum.system, d->component,
+                  d->system);
     ret = CUSTOS_OK;
 out:
     custos_store_request_clear(&prev);

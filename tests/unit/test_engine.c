@@ -609,6 +609,17 @@ static void test_reprovision(void **state)
                                                   &ACTOR),
                      CUSTOS_ERR_UNTRUSTED);
     free(der);
+    /* the device's own key, claiming another serial: it may renew its
+     * identity, never take another one */
+    s.device_id = r.device_id;
+    s.serial = "SN-9999";
+    der = make_request(&len, f, &s, NULL);
+    assert_int_equal(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
+                                                  &ACTOR),
+                     CUSTOS_ERR_MISMATCH);
+    assert_string_equal(custos_error_last()->field, "device.serial");
+    free(der);
+    s.serial = "SN-0001";
     /* a foreign key and certificate */
     assert_int_equal(testca_root(&foreign_root, "Foreign Root"), 0);
     assert_int_equal(testca_leaf(&foreign, &foreign_root, "SN-0001", 0), 0);
