@@ -262,7 +262,11 @@ custos_err custos_device_sign(uint8_t *out, size_t cap, size_t *out_len, const c
                   "the device has no key for template %s", tmpl);
     md = EVP_MD_CTX_new();
     CUSTOS_ENSURE(md != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    CUSTOS_ENSURE(EVP_DigestSignInit(md, NULL, custos_key_md(e->key), NULL, e->key) == 1,
+    /* SHA-256 for every key but Ed25519 (which hashes internally), P-384
+     * included: the signature is then what `openssl dgst -sha256 -verify`
+     * checks, whatever the template's curve. */
+    CUSTOS_ENSURE(EVP_DigestSignInit(md, NULL, e->alg == CUSTOS_ALG_ED25519 ? NULL : EVP_sha256(),
+                                     NULL, e->key) == 1,
                   CUSTOS_ERR_INTERNAL, "sign", "cannot start signing with %s", tmpl);
     CUSTOS_ENSURE(EVP_DigestSign(md, NULL, &sig_len, data, len) == 1, CUSTOS_ERR_INTERNAL,
                   "sign", "cannot size the signature");

@@ -149,9 +149,10 @@ CUSTOS_NODISCARD custos_err custos_device_root(const uint8_t **out, size_t *out_
                                                const custos_device *dev, size_t i);
 
 /**
- * Sign @p data with the key of template @p tmpl: ECDSA over SHA-256 (P-256)
- * or SHA-384 (P-384) as DER, RSA PKCS#1 v1.5 with SHA-256, Ed25519 pure.
- * Verifiable with `openssl dgst -sha256 -verify` (ECDSA P-256, RSA).
+ * Sign @p data with the key of template @p tmpl: ECDSA over SHA-256 as DER
+ * (P-256 and P-384), RSA PKCS#1 v1.5 with SHA-256, Ed25519 pure. Verifiable
+ * with `openssl dgst -sha256 -verify` (every ECDSA and RSA key) and
+ * `openssl pkeyutl -verify -rawin` (Ed25519).
  * @param out buffer of @p cap bytes (512 is always enough).
  */
 CUSTOS_NODISCARD custos_err custos_device_sign(uint8_t *out, size_t cap, size_t *out_len,

@@ -174,6 +174,22 @@ run "$DEVICE" export-cert --device-dir "$HUB" --secret-file "$T/hub.secret" --ke
 openssl x509 -in "$T/hub-server.pem" -pubkey -noout >"$T/hub-server.pub"
 openssl dgst -sha256 -verify "$T/hub-server.pub" -signature "$T/hub.sig" "$T/firmware.bin" |
     grep -q "Verified OK" || fail "openssl does not verify the hub's RSA signature"
+# The pump's P-384 signing key and the hub's Ed25519 key: every algorithm.
+run "$DEVICE" sign --device-dir "$PUMP" --secret-file "$T/pump.secret" --key sign \
+    --in "$T/firmware.bin" --out "$T/p384.sig" >/dev/null
+run "$DEVICE" export-cert --device-dir "$PUMP" --secret-file "$T/pump.secret" --key sign \
+    --out "$T/pump-sign.pem" >/dev/null
+openssl x509 -in "$T/pump-sign.pem" -pubkey -noout >"$T/pump-sign.pub"
+openssl dgst -sha256 -verify "$T/pump-sign.pub" -signature "$T/p384.sig" "$T/firmware.bin" |
+    grep -q "Verified OK" || fail "openssl does not verify the pump's P-384 signature"
+run "$DEVICE" sign --device-dir "$HUB" --secret-file "$T/hub.secret" --key tls \
+    --in "$T/firmware.bin" --out "$T/ed.sig" >/dev/null
+run "$DEVICE" export-cert --device-dir "$HUB" --secret-file "$T/hub.secret" --key tls \
+    --out "$T/hub-tls.pem" >/dev/null
+openssl x509 -in "$T/hub-tls.pem" -pubkey -noout >"$T/hub-tls.pub"
+openssl pkeyutl -verify -rawin -pubin -inkey "$T/hub-tls.pub" -sigfile "$T/ed.sig" \
+    -in "$T/firmware.bin" | grep -q "Verified Successfully" ||
+    fail "openssl does not verify the hub's Ed25519 signature"
 # A tampered input no longer verifies.
 printf 'x' >>"$T/firmware.bin"
 ! openssl dgst -sha256 -verify "$T/pump-tls.pub" -signature "$T/fw.sig" "$T/firmware.bin" \

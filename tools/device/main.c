@@ -39,10 +39,11 @@ static const cli_command commands[] = {
     {"sign", COMMON_OPTS "key= in= out= allow-mock", "device-dir key in out",
      "custos-device sign --device-dir DIR --key TEMPLATE --in FILE --out SIG [--allow-mock]\n"
      "         [--secret-file PATH]",
-     "Sign FILE with the device key of TEMPLATE: ECDSA (DER) over SHA-256 for P-256 and\n"
-     "SHA-384 for P-384, RSA PKCS#1 v1.5 with SHA-256, pure Ed25519. Check it with\n"
-     "'openssl dgst -sha256 -verify PUB.pem -signature SIG FILE' (P-256, RSA). Mock device\n"
-     "files are refused unless --allow-mock.",
+     "Sign FILE with the device key of TEMPLATE: ECDSA (DER) over SHA-256 (P-256 and\n"
+     "P-384), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519. Check it with\n"
+     "'openssl dgst -sha256 -verify PUB.pem -signature SIG FILE' (ECDSA, RSA) or\n"
+     "'openssl pkeyutl -verify -rawin -pubin -inkey PUB.pem -sigfile SIG -in FILE'\n"
+     "(Ed25519). Mock device files are refused unless --allow-mock.",
      cmd_sign},
     {"rotate", COMMON_OPTS "out= same-keys firmware= meta*", "device-dir out",
      "custos-device rotate --device-dir DIR --out FILE.mcpr [--same-keys] [--firmware X]\n"
