@@ -192,6 +192,22 @@ static const custos_device_key_entry *rotate_signer(const custos_device *dev)
  * may have rotated since @p dev was opened): the previous generation (if
  * kept), the current one, and room for the new pending one. A stale pending
  * generation of an earlier unanswered rotation is dropped. */
+/* 1 if generation @p g holds exactly the keys @p dev operates with. */
+static int same_keys(const custos_identity_gen *g, const custos_device *dev)
+{
+    if (g->n_keys != dev->n_keys)
+        return 0;
+    for (size_t i = 0; i < dev->n_keys; i++) {
+        int found = 0;
+        for (size_t j = 0; !found && j < g->n_keys; j++)
+            found = strcmp(g->keys[j].template_name, dev->keys[i].template_name) == 0 &&
+                    custos_key_public_equal(g->keys[j].key, dev->keys[i].key);
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
 static custos_err rotate_identity(custos_identity_doc **out, const custos_device *dev,
                                   int request_pending)
 {
@@ -205,8 +221,14 @@ static custos_err rotate_identity(custos_identity_doc **out, const custos_device
     CUSTOS_GUARD(custos_dev_read(&bytes, &len, &dev->port, CUSTOS_OBJ_IDENTITY,
                                  CUSTOS_MAX_IDENTITY_SIZE));
     CUSTOS_GUARD(custos_dev_identity_load(&src, &dev->port, bytes, len));
+    /* The file was read again: it must still be the device-locked identity
+     * that was opened (a planted unlocked "mock" file would otherwise make
+     * the new keys be written in the clear). */
+    CUSTOS_ENSURE(!src->mock, CUSTOS_ERR_MOCK, "identity",
+                  "the identity file is no longer device-locked; refusing to add keys to it");
     CUSTOS_ENSURE(custos_identity_doc_gen(src, cur) != NULL &&
-                      strcmp(src->serial, dev->profile->serial) == 0,
+                      strcmp(src->serial, dev->profile->serial) == 0 &&
+                      same_keys(custos_identity_doc_gen(src, cur), dev),
                   CUSTOS_ERR_STATE, "identity",
                   "the device files changed since the device was opened; open it again");
     for (size_t i = 0; i < src->n_gens; i++) {

@@ -160,9 +160,11 @@ custos_err custos_dev_identity_save(const custos_port *port, const custos_identi
     uint8_t *enc = NULL;
     size_t enc_len = 0;
 
-    if (doc->mock) {
-        CUSTOS_GUARD(custos_identity_encode(&enc, &enc_len, doc, NULL, 0, port));
-    } else {
+    /* The device never writes an unlocked identity: mock device files are
+     * made by the cloud (custosd mock create), not by the library. */
+    CUSTOS_ENSURE(!doc->mock, CUSTOS_ERR_MOCK, "identity",
+                  "refusing to write an identity that is not device-locked");
+    {
         CUSTOS_GUARD(custos_dev_secret(secret, &secret_len, port));
         CUSTOS_GUARD(custos_identity_encode(&enc, &enc_len, doc, secret, secret_len, port));
     }

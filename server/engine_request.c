@@ -137,12 +137,13 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_cert c;
-    custos_store_request prev;
+    custos_store_request prev, latest;
     char serial[41], auth[CUSTOS_MAX_NAME_LEN + 16];
     custos_err r;
 
     memset(&c, 0, sizeof(c));
     memset(&prev, 0, sizeof(prev));
+    memset(&latest, 0, sizeof(latest));
     CUSTOS_GUARD(custos_ca_serial_hex(serial, d->signer));
     r = e->st->ops->cert_get(e->st->ctx, &c, serial);
     CUSTOS_ENSURE(r != CUSTOS_ERR_NOT_FOUND, CUSTOS_ERR_UNTRUSTED, "signer",
@@ -162,6 +163,19 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
                       prev.sum.state == CUSTOS_STATE_PROVISIONED,
                   CUSTOS_ERR_UNTRUSTED, "signer", "device %s is %s, not certified or provisioned",
                   d->device_id, custos_state_name(prev.sum.state));
+    /* Once a newer identity of the device is provisioned, the older one's
+     * certificates are superseded: a key rotated away (perhaps because it
+     * leaked) must not obtain new certificates. A certified but unconfirmed
+     * newer profile does not supersede yet (the device may never have got it). */
+    r = e->st->ops->request_latest_provisioned(e->st->ctx, &latest, d->device_id);
+    CUSTOS_ENSURE(r == CUSTOS_OK || r == CUSTOS_ERR_NOT_FOUND, r, "store", "store lookup failed");
+    custos_error_clear();
+    CUSTOS_ENSURE(r == CUSTOS_ERR_NOT_FOUND ||
+                      strcmp(latest.sum.request_id, prev.sum.request_id) == 0 ||
+                      prev.sum.created > latest.sum.created,
+                  CUSTOS_ERR_UNTRUSTED, "signer",
+                  "the signer's certificate was superseded: device %s has provisioned a newer "
+                  "identity (request %s)", d->device_id, latest.sum.request_id);
     /* A device renews its own identity; it cannot take another one. */
     CUSTOS_ENSURE(strcmp(prev.sum.serial, d->serial) == 0, CUSTOS_ERR_MISMATCH, "device.serial",
                   "device %s has serial %s; a reprovisioning request cannot change it to %s",
@@ -174,6 +188,7 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
                   d->system);
     ret = CUSTOS_OK;
 out:
+    custos_store_request_clear(&latest);
     custos_store_request_clear(&prev);
     custos_store_cert_clear(&c);
     return ret;

@@ -15,6 +15,7 @@
 #include "store/sqlite_int.h"
 
 #define SCHEMA_VERSION 1
+_Static_assert(CUSTOS_STATE_PROVISIONED == 4, "S_REQ_LATEST_PROVISIONED hard-codes the state");
 #define BUSY_TIMEOUT_MS 5000
 
 static const char SCHEMA[] =
@@ -33,6 +34,7 @@ static const char SCHEMA[] =
     "CREATE INDEX requests_state ON requests(state, created);"
     "CREATE INDEX requests_component ON requests(system, component, created);"
     "CREATE INDEX requests_serial ON requests(serial);"
+    "CREATE INDEX requests_device ON requests(device_id, created);"
     "CREATE INDEX requests_created ON requests(created, id);"
     "CREATE TABLE certificates(serial TEXT NOT NULL, request_id TEXT REFERENCES requests(id),"
     " device_id TEXT NOT NULL, template TEXT NOT NULL, issuer TEXT NOT NULL,"
@@ -78,6 +80,9 @@ const char *const custos_sq_sql[S_COUNT] = {
     [S_REQ_LIST_STATE] = "SELECT " REQ_COLS " FROM requests WHERE state = ?5 AND (?1 = 0"
                          " OR created < ?2 OR (created = ?2 AND id > ?3))"
                          " ORDER BY created DESC, id LIMIT ?4",
+    /* 4 = CUSTOS_STATE_PROVISIONED (checked below). */
+    [S_REQ_LATEST_PROVISIONED] = "SELECT " REQ_COLS ", der FROM requests WHERE device_id = ?1"
+                                 " AND state = 4 ORDER BY created DESC, rowid DESC LIMIT 1",
     [S_REQ_COUNT_SERIAL] = "SELECT count(*) FROM requests WHERE serial = ?2 AND system = ?1"
                            " AND device_id <> ?3",
     [S_CERT_INSERT] = "INSERT INTO certificates(serial, request_id, device_id, template, issuer,"
@@ -426,6 +431,7 @@ static const custos_store_ops SQLITE_OPS = {
     .request_set_state = custos_sq_request_set_state,
     .request_list = custos_sq_request_list,
     .request_count_serial = custos_sq_request_count_serial,
+    .request_latest_provisioned = custos_sq_request_latest_provisioned,
     .cert_insert = custos_sq_cert_insert,
     .cert_get = custos_sq_cert_get,
     .cert_list_by_request = custos_sq_cert_list_by_request,

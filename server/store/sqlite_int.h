@@ -12,7 +12,7 @@ enum stmt_id {
     S_SYS_PUT, S_SYS_GET, S_SYS_LIST,
     S_PKG_PUT, S_PKG_GET, S_PKG_LIST,
     S_REQ_INSERT, S_REQ_GET, S_REQ_DIGEST, S_REQ_STATE, S_REQ_LIST, S_REQ_LIST_STATE,
-    S_REQ_COUNT_SERIAL,
+    S_REQ_COUNT_SERIAL, S_REQ_LATEST_PROVISIONED,
     S_CERT_INSERT, S_CERT_GET, S_CERT_LIST,
     S_PROF_PUT, S_PROF_GET,
     S_AUDIT_APPEND, S_AUDIT_LAST, S_AUDIT_ITER,
@@ -51,6 +51,8 @@ custos_err custos_sq_request_set_state(void *ctx, const char *id, custos_state e
                                        custos_state next, const char *reason, int64_t now);
 custos_err custos_sq_request_list(void *ctx, custos_state state, const custos_store_cursor *after,
                                   size_t limit, custos_store_request_cb cb, void *cb_ctx);
+custos_err custos_sq_request_latest_provisioned(void *ctx, custos_store_request *out,
+                                                const char *device_id);
 custos_err custos_sq_request_count_serial(void *ctx, size_t *out, const char *system,
                                           const char *serial, const char *device_id);
 custos_err custos_sq_cert_insert(void *ctx, const custos_store_cert *c);

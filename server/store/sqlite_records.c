@@ -91,6 +91,12 @@ custos_err custos_sq_request_get(void *ctx, custos_store_request *out, const cha
     return get_request(ctx, S_REQ_GET, out, id, 0);
 }
 
+custos_err custos_sq_request_latest_provisioned(void *ctx, custos_store_request *out,
+                                                const char *device_id)
+{
+    return get_request(ctx, S_REQ_LATEST_PROVISIONED, out, device_id, 0);
+}
+
 custos_err custos_sq_request_get_by_digest(void *ctx, custos_store_request *out,
                                            const uint8_t digest[32])
 {

@@ -110,6 +110,9 @@ typedef struct custos_store_ops {
     /* Requests of @p system with @p serial from a device other than @p device_id. */
     custos_err (*request_count_serial)(void *ctx, size_t *out, const char *system,
                                        const char *serial, const char *device_id);
+    /* The newest provisioned request of @p device_id; CUSTOS_ERR_NOT_FOUND if none. */
+    custos_err (*request_latest_provisioned)(void *ctx, custos_store_request *out,
+                                             const char *device_id);
 
     custos_err (*cert_insert)(void *ctx, const custos_store_cert *c);
     custos_err (*cert_get)(void *ctx, custos_store_cert *out, const char *serial);

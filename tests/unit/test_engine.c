@@ -576,6 +576,7 @@ static void test_reprovision(void **state)
                   {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL, NULL, NULL,
                   NULL, NULL};
     testca_cert foreign_root = {0}, foreign = {0};
+    char renewed_id[CUSTOS_ID_LEN + 1];
     uint8_t *der;
     size_t len = 0, i;
     int created = -1;
@@ -600,6 +601,7 @@ static void test_reprovision(void **state)
     assert_int_equal(r2.duplicate_serial, 0);
     OK(custos_engine_request_approve(&r2, f->e, r2.request_id, &ACTOR));
     assert_int_equal(r2.state, CUSTOS_STATE_CERTIFIED);
+    memcpy(renewed_id, r2.request_id, sizeof(renewed_id));
 
     before = snapshot(f);
     /* the device's key, claiming another device id */
@@ -637,6 +639,24 @@ static void test_reprovision(void **state)
                                              &ACTOR) < 0);
     free(der);
     assert_unchanged(f, before);
+
+    /* Once the renewed identity is provisioned, the old certificate is
+     * superseded: a request it signs is refused. */
+    OK(custos_engine_device_complete(&r2, f->e, renewed_id, &ACTOR));
+    for (i = 0; i < p->n_certs; i++)
+        if (strcmp(p->certs[i].template_name, "tls") == 0)
+            s.signer = p->certs[i].cert;
+    s.signer_key = keys[0];
+    s.chain = p->chain;
+    s.device_id = r.device_id;
+    der = make_request(&len, f, &s, NULL);
+    before = snapshot(f);
+    assert_int_equal(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
+                                                  &ACTOR),
+                     CUSTOS_ERR_UNTRUSTED);
+    assert_non_null(strstr(custos_error_last()->message, "superseded"));
+    assert_unchanged(f, before);
+    free(der);
 
     testca_cert_free(&foreign);
     testca_cert_free(&foreign_root);
