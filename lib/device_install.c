@@ -158,33 +158,59 @@ out:
 /* Request id of the installed profile, if one exists; "" otherwise. The
  * profile was verified when installed; here we only need to know which
  * generation it used, so the identity's root of trust verifies it again. */
+/* The profile that becomes the previous generation, and its request id.
+ * Normally the installed profile.mccp; but when profile.mccp already answers
+ * the pending request, an earlier install of this same profile stopped after
+ * its commit point, and the previous generation is profile.previous.mccp,
+ * which must be kept as it is. */
 static custos_err current_profile(uint8_t **out, size_t *out_len, char rid[CUSTOS_ID_LEN + 1],
-                                  const install_ctx *c)
+                                  int *out_resumed, const install_ctx *c)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_profile_doc *cur = NULL;
-    custos_err r = custos_dev_read(out, out_len, c->port, CUSTOS_OBJ_PROFILE,
-                                   CUSTOS_MAX_PROFILE_SIZE);
+    const char *name = CUSTOS_OBJ_PROFILE;
+    custos_err r;
+
     rid[0] = '\0';
-    if (r == CUSTOS_ERR_NOT_FOUND) {
-        custos_error_clear();
-        ret = 0;
-        goto out;
-    }
-    CUSTOS_GUARD(r);
-    custos_trust trust = {c->store, NULL, c->now,
-                          custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
-    if (custos_profile_decode(&cur, *out, *out_len, &trust) == 0) {
-        memcpy(rid, cur->request_id, CUSTOS_ID_LEN + 1);
-    } else {
-        custos_error_clear(); /* an expired current profile is still replaced */
+    *out_resumed = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        r = custos_dev_read(out, out_len, c->port, name, CUSTOS_MAX_PROFILE_SIZE);
+        if (r == CUSTOS_ERR_NOT_FOUND) {
+            custos_error_clear();
+            ret = 0;
+            goto out;
+        }
+        CUSTOS_GUARD(r);
+        custos_trust trust = {c->store, NULL, c->now,
+                              custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING), NULL};
+        custos_profile_doc_free(cur);
+        cur = NULL;
+        if (custos_profile_decode(&cur, *out, *out_len, &trust) == 0) {
+            memcpy(rid, cur->request_id, CUSTOS_ID_LEN + 1);
+        } else {
+            rid[0] = '\0';
+            custos_error_clear(); /* an expired current profile is still replaced */
+        }
+        if (pass == 1 || strcmp(rid, c->profile->request_id) != 0)
+            break;
+        /* Resuming: look at the kept previous generation instead. */
+        *out_resumed = 1;
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+        rid[0] = '\0';
+        name = CUSTOS_OBJ_PROFILE_PREVIOUS;
     }
     ret = 0;
 out:
+    if (ret < 0 || (*out_resumed && *out == NULL)) {
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+    }
     custos_profile_doc_free(cur);
     return ret;
 }
-
 custos_err custos_device_install(custos_install_result *out, const custos_port *port,
                                  const uint8_t *profile, size_t len)
 {
@@ -194,6 +220,7 @@ custos_err custos_device_install(custos_install_result *out, const custos_port *
     uint8_t *cur = NULL;
     size_t cur_len = 0;
     char prev_rid[CUSTOS_ID_LEN + 1];
+    int resumed = 0;
 
     CUSTOS_ENSURE(out != NULL, CUSTOS_ERR_ARG, "out", "NULL argument");
     memset(out, 0, sizeof(*out));
@@ -209,9 +236,9 @@ custos_err custos_device_install(custos_install_result *out, const custos_port *
     CUSTOS_GUARD(check_answer(&c));
     CUSTOS_GUARD(check_certs(&c));
 
-    CUSTOS_GUARD(current_profile(&cur, &cur_len, prev_rid, &c));
+    CUSTOS_GUARD(current_profile(&cur, &cur_len, prev_rid, &resumed, &c));
     CUSTOS_GUARD(prune_identity(&pruned, &c, prev_rid[0] != '\0' ? prev_rid : NULL));
-    if (cur != NULL)
+    if (cur != NULL && !resumed)
         CUSTOS_GUARD(custos_dev_write(port, CUSTOS_OBJ_PROFILE_PREVIOUS, cur, cur_len));
     /* The commit point: from here the new generation is the current one. */
     CUSTOS_GUARD(custos_dev_write(port, CUSTOS_OBJ_PROFILE, profile, len));

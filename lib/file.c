@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "internal/util.h"
 
 custos_err custos_file_read(uint8_t **out, size_t *out_len, const char *path, size_t max)
@@ -15,7 +17,7 @@ custos_err custos_file_read(uint8_t **out, size_t *out_len, const char *path, si
     custos_err ret = CUSTOS_ERR_INTERNAL;
     struct stat st;
     uint8_t *buf = NULL;
-    size_t size, got = 0;
+    size_t size = 0, got = 0;
     int fd = -1;
 
     *out = NULL;
@@ -57,6 +59,8 @@ custos_err custos_file_read(uint8_t **out, size_t *out_len, const char *path, si
 out:
     if (fd >= 0)
         (void)close(fd);
+    if (buf != NULL) /* it may hold part of a key or passphrase file */
+        OPENSSL_cleanse(buf, size + 1);
     free(buf);
     return ret;
 }

@@ -110,11 +110,14 @@ static void print_help(FILE *f)
         fprintf(f, "  %s\n", commands[i].synopsis);
     fputs("\n  custosd help COMMAND [SUBCOMMAND]   help on one command\n\n"
           "exit status: 0 success, 1 refused or failed (error on stderr as\n"
-          "'custosd: error: CODE: MESSAGE [field: FIELD]'), 2 usage error.\n\n"
-          "environment:\n"
-          "  CUSTOS_FAKE_NOW=SECONDS  test hook: the engine uses this Unix time instead of the\n"
-          "                           system clock (expiry tests). Never set it in production.\n",
+          "'custosd: error: CODE: MESSAGE [field: FIELD]'), 2 usage error.\n",
           f);
+#ifdef CUSTOS_TEST_HOOKS
+    fputs("\nenvironment (this is a test build):\n"
+          "  CUSTOS_FAKE_NOW=SECONDS  test hook: the engine uses this Unix time instead of the\n"
+          "                           system clock (expiry tests).\n",
+          f);
+#endif
 }
 
 static int cmd_help(int argc, char **argv)

@@ -247,11 +247,16 @@ static void test_clock_and_fake_now(void **state)
     assert_true(t >= (int64_t)time(NULL) - 5 && t <= (int64_t)time(NULL) + 5);
     setenv("CUSTOS_FAKE_NOW", "1700000000", 1);
     assert_int_equal(f->port->clock(&t, f->port->ctx), 0);
+#ifdef CUSTOS_TEST_HOOKS
     assert_int_equal(t, 1700000000);
     setenv("CUSTOS_FAKE_NOW", "17x", 1);
     assert_int_equal(f->port->clock(&t, f->port->ctx), CUSTOS_ERR_ARG);
     setenv("CUSTOS_FAKE_NOW", "-5", 1);
     assert_int_equal(f->port->clock(&t, f->port->ctx), CUSTOS_ERR_ARG);
+#else
+    /* A production build ignores the test clock. */
+    assert_true(t >= (int64_t)time(NULL) - 5);
+#endif
     unsetenv("CUSTOS_FAKE_NOW");
 }
 

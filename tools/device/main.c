@@ -90,10 +90,13 @@ static void print_help(void)
           "exit status: 0 success, 1 refused or failed (error on stderr as\n"
           "  'custos-device: error: CODE: MESSAGE [field: FIELD]'), 2 usage error.\n\n"
           "environment:\n"
-          "  CUSTOS_SECRET_FILE       default device secret file (see above)\n"
-          "  CUSTOS_FAKE_NOW=SECONDS  test hook: the device clock reads this Unix time (expiry\n"
-          "                           tests). Never set it in production.\n",
+          "  CUSTOS_SECRET_FILE       default device secret file (see above)\n",
           stdout);
+#ifdef CUSTOS_TEST_HOOKS
+    fputs("  CUSTOS_FAKE_NOW=SECONDS  test hook (this is a test build): the device clock reads\n"
+          "                           this Unix time (expiry tests).\n",
+          stdout);
+#endif
 }
 
 int main(int argc, char **argv)

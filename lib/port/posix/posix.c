@@ -306,13 +306,15 @@ static custos_err posix_storage_remove(const char *name, void *ctx)
     return custos_file_shred(path);
 }
 
-/* CUSTOS_FAKE_NOW (unix seconds) overrides the clock: a test hook only. */
+/* CUSTOS_FAKE_NOW (unix seconds) overrides the clock: a test hook, compiled
+ * only into builds configured with CUSTOS_TEST_HOOKS (the test builds). */
 static custos_err posix_clock(int64_t *out, void *ctx)
 {
     (void)ctx;
     if (out == NULL)
         return custos_error_set(CUSTOS_ERR_ARG, "clock", "NULL argument");
     *out = 0;
+#ifdef CUSTOS_TEST_HOOKS
     const char *fake = getenv("CUSTOS_FAKE_NOW");
     if (fake != NULL && fake[0] != '\0') {
         char *end = NULL;
@@ -324,6 +326,7 @@ static custos_err posix_clock(int64_t *out, void *ctx)
         *out = (int64_t)v;
         return 0;
     }
+#endif
     time_t t = time(NULL);
     if (t == (time_t)-1)
         return custos_error_set(CUSTOS_ERR_IO, "clock", "time() failed");
