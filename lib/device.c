@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "custos/device.h"
 #include "internal/device.h"
@@ -282,6 +283,34 @@ out:
     return ret;
 }
 
+/* Who the server must be: any certificate chaining to the Root of Trust is
+ * not enough (another device's would do). The certificate must be fit for a
+ * TLS server (no EKU, or one with serverAuth) and, when the profile names a
+ * cloud URL, issued to that URL's host. */
+static custos_err expect_server(SSL_CTX *ctx, const custos_services *svc)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    char host[CUSTOS_MAX_URL_LEN + 1];
+    int is_ip = 0;
+
+    CUSTOS_ENSURE(X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER) == 1,
+                  CUSTOS_ERR_INTERNAL, "tls", "cannot require a TLS server certificate");
+    if (svc->cloud_url[0] != '\0') {
+        CUSTOS_GUARD(custos_url_host(host, sizeof(host), &is_ip, svc->cloud_url,
+                                     "services.cloud_url"));
+        if (is_ip)
+            CUSTOS_ENSURE(X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1, CUSTOS_ERR_INTERNAL,
+                          "services.cloud_url", "cannot expect the server address %s", host);
+        else
+            CUSTOS_ENSURE(X509_VERIFY_PARAM_set1_host(param, host, 0) == 1, CUSTOS_ERR_INTERNAL,
+                          "services.cloud_url", "cannot expect the server name %s", host);
+    }
+    ret = 0;
+out:
+    return ret;
+}
+
 custos_err custos_device_ssl_ctx(struct ssl_ctx_st **out, const custos_device *dev,
                                  const char *tmpl)
 {
@@ -315,6 +344,7 @@ custos_err custos_device_ssl_ctx(struct ssl_ctx_st **out, const custos_device *d
     SSL_CTX_set_cert_store(ctx, store); /* takes ownership */
     store = NULL;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    CUSTOS_GUARD(expect_server(ctx, &dev->profile->services));
     *out = ctx;
     ctx = NULL;
     ret = 0;

@@ -1,13 +1,20 @@
 /* Randomness, ids, time, encodings, bounded strings and strict JSON. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__) || defined(__GLIBC__)
+#include <malloc.h> /* malloc_usable_size */
+#define CUSTOS_HAVE_MALLOC_USABLE_SIZE 1
+#endif
 
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "internal/util.h"
 
@@ -452,7 +459,110 @@ int custos_text_valid(const char *s, size_t max)
     return 1;
 }
 
+static int ip_literal(const char *s)
+{
+    ERR_set_mark();
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(s);
+    ERR_pop_to_mark();
+    int ok = ip != NULL;
+    ASN1_OCTET_STRING_free(ip);
+    return ok;
+}
+
+custos_err custos_url_host(char *out, size_t cap, int *is_ip, const char *url, const char *field)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    const char *a, *end, *h, *h_end, *at;
+
+    CUSTOS_ENSURE(out != NULL && cap > 0 && is_ip != NULL && url != NULL, CUSTOS_ERR_ARG, field,
+                  "NULL argument");
+    out[0] = '\0';
+    *is_ip = 0;
+    a = strstr(url, "://");
+    CUSTOS_ENSURE(a != NULL, CUSTOS_ERR_MALFORMED, field, "%s is not a URL", field);
+    a += 3;
+    end = a + strcspn(a, "/?#");
+    while ((at = memchr(a, '@', (size_t)(end - a))) != NULL) /* userinfo@ */
+        a = at + 1;
+    if (*a == '[') {
+        h = a + 1;
+        h_end = memchr(h, ']', (size_t)(end - h));
+        CUSTOS_ENSURE(h_end != NULL && (h_end + 1 == end || h_end[1] == ':'),
+                      CUSTOS_ERR_MALFORMED, field, "%s has a malformed IPv6 address", field);
+        *is_ip = 1;
+    } else {
+        h = a;
+        h_end = memchr(h, ':', (size_t)(end - h));
+        if (h_end == NULL)
+            h_end = end;
+    }
+    CUSTOS_ENSURE(h_end > h, CUSTOS_ERR_MALFORMED, field, "%s names no host", field);
+    CUSTOS_ENSURE((size_t)(h_end - h) < cap, CUSTOS_ERR_TOO_LARGE, field,
+                  "the host of %s is too long", field);
+    memcpy(out, h, (size_t)(h_end - h));
+    out[h_end - h] = '\0';
+    if (*is_ip)
+        CUSTOS_ENSURE(strchr(out, ':') != NULL && ip_literal(out), CUSTOS_ERR_MALFORMED, field,
+                      "%s has a malformed IPv6 address", field);
+    else
+        *is_ip = ip_literal(out);
+    ret = CUSTOS_OK;
+out:
+    if (ret < 0 && out != NULL && cap > 0)
+        out[0] = '\0';
+    if (ret < 0 && is_ip != NULL)
+        *is_ip = 0;
+    return ret;
+}
+
 /* ---- JSON -------------------------------------------------------------------- */
+
+/* jansson frees its scratch memory with plain free(): the parser's buffer
+ * holding the raw text of every string it read (decrypted identity keys
+ * included), json_pack()'s copies, the serializer's buffers. json_wipe() only
+ * reaches the final values, so without this the key text lingers in freed
+ * heap. We install a free that wipes every block before releasing it, unless
+ * the application installed its own allocator first (we never override one).
+ *
+ * The malloc stays plain malloc() and the free wipes malloc_usable_size()
+ * bytes, not a size header in front of the block: the allocator is global to
+ * the process, so blocks allocated before the switch are later freed by our
+ * free, and callers release json_dumps() results with free() (jansson's
+ * documented contract, also inside custosd and the tests). A header would turn
+ * both into heap corruption. Where malloc_usable_size() is missing, nothing is
+ * installed (docs/porting.md). */
+#ifdef CUSTOS_HAVE_MALLOC_USABLE_SIZE
+static void *json_wipe_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void json_wipe_free(void *p)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
+static void json_wipe_install(void)
+{
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+
+    json_get_alloc_funcs(&m, &f);
+    if (m == malloc && f == free)
+        json_set_alloc_funcs(json_wipe_malloc, json_wipe_free);
+}
+#endif
+
+void custos_json_wipe_init(void)
+{
+#ifdef CUSTOS_HAVE_MALLOC_USABLE_SIZE
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, json_wipe_install);
+#endif
+}
 
 custos_err custos_json_parse(json_t **out, const uint8_t *data, size_t len, const char *what)
 {
@@ -460,6 +570,7 @@ custos_err custos_json_parse(json_t **out, const uint8_t *data, size_t len, cons
     json_error_t jerr;
     json_t *j = NULL;
 
+    custos_json_wipe_init();
     *out = NULL;
     if (what == NULL)
         what = "JSON";
@@ -488,6 +599,7 @@ custos_err custos_json_dump(char **out, size_t *out_len, const json_t *j)
     if (out_len != NULL)
         *out_len = 0;
     CUSTOS_ENSURE(j != NULL, CUSTOS_ERR_ARG, NULL, "no JSON to serialize");
+    custos_json_wipe_init();
     s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     CUSTOS_ENSURE(s != NULL, CUSTOS_ERR_NOMEM, NULL, "JSON serialization failed");
     *out = s;

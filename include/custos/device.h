@@ -163,6 +163,17 @@ CUSTOS_NODISCARD custos_err custos_device_sign(uint8_t *out, size_t cap, size_t 
  * A TLS client context for mutual TLS: the key and certificate of template
  * @p tmpl (NULL: the first with usage tls-client) plus its chain, the Root of
  * Trust as the only trust anchors, TLS 1.2 minimum, peer verification on.
+ * The server's certificate must be fit for a TLS server (purpose sslserver:
+ * no extended key usage, or one including serverAuth) and, when the profile's
+ * services name a cloud URL, issued to that URL's host (DNS name, or IP
+ * address for an IP literal such as `https://[2001:db8::1]:8443`): the host
+ * check defaults to the cloud URL's host. A caller connecting to another
+ * server (a gateway) must call SSL_set1_host() on each SSL itself; when the
+ * cloud URL's host or the other server is an IP literal, first clear the
+ * inherited check with X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), NULL, 0)
+ * and X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), NULL, 0) (OpenSSL
+ * requires every configured name and address to match). Without a cloud URL
+ * no name is checked: set one with SSL_set1_host().
  * The caller owns the result (SSL_CTX_free()).
  */
 CUSTOS_NODISCARD custos_err custos_device_ssl_ctx(struct ssl_ctx_st **out,

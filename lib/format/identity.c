@@ -518,6 +518,7 @@ static custos_err body_build(uint8_t **out, size_t *out_len, const custos_identi
     *out = NULL;
     *out_len = 0;
     CUSTOS_ENSURE(gens != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    custos_json_wipe_init(); /* json_pack copies the key text */
     root = json_pack("{s:O}", "generations", gens);
     CUSTOS_ENSURE(root != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     for (size_t g = 0; g < d->n_gens; g++) {

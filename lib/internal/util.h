@@ -84,6 +84,12 @@ int custos_name_valid(const char *s, size_t max);
 int custos_serial_valid(const char *s);
 /* Printable UTF-8 without control characters, at most @p max bytes. */
 int custos_text_valid(const char *s, size_t max);
+/* The host of "scheme://[userinfo@]host[:port][/path][?query][#fragment]"
+ * into @p out (an IPv6 literal without its brackets); *is_ip is 1 for an IPv4
+ * or IPv6 literal. MALFORMED (naming @p field) without "://", with an empty
+ * host or a bad bracketed literal; TOO_LARGE when it does not fit. */
+CUSTOS_NODISCARD custos_err custos_url_host(char *out, size_t cap, int *is_ip, const char *url,
+                                            const char *field);
 
 /* ---- files (lib/file.c) --------------------------------------------------- */
 
@@ -98,6 +104,12 @@ CUSTOS_NODISCARD custos_err custos_file_write_atomic(const char *path, const uin
 CUSTOS_NODISCARD custos_err custos_file_shred(const char *path);
 
 /* ---- JSON (jansson; strict) --------------------------------------------- */
+
+/* Once per process: make jansson wipe every block it frees (parser buffers
+ * hold decrypted key text), unless the application installed its own
+ * allocator (json_set_alloc_funcs) before. custos_json_parse/dump call it;
+ * call it before building JSON that holds secrets with jansson directly. */
+void custos_json_wipe_init(void);
 
 /* Parse with JSON_REJECT_DUPLICATES; refuses embedded NULs and trailing data.
  * Errors name @p what (e.g. "request content") and the line/column. */

@@ -87,17 +87,23 @@ for off in $(offsets "$T/a.mccp"); do
 done
 assert_unchanged "a tampered profile" "$T/devA" "$devA0"
 
-step "expired bootstrap certificate (package valid 1 day, clocks 2 days later)"
-expect_fail expired env CUSTOS_FAKE_NOW=$LATER "$DEVICE" request --package "$T/short.mcpp" \
-    --passphrase-file "$T/pass" --component pump --serial SN-X --device-dir "$T/fresh" \
-    --secret-file "$T/fresh.secret" --keep-package
-grep -q "202" "$T/ef.err" || fail "the expiry error does not say when"
-assert_unchanged "an expired package" "$T/fresh" "$fresh0"
-# A request made in time with the short package, imported after it expired.
-request "$T/devE" "$T/e.secret" "$T/short.mcpp" pump SN-E
-expect_fail expired env CUSTOS_FAKE_NOW=$LATER "$CUSTOSD" request import --data "$D" \
-    "$T/devE/request.mcpr"
-assert_unchanged "an expired request" "$D" "$data0"
+custosd_help=$("$CUSTOSD" --help 2>&1 || true)
+if grep -q CUSTOS_FAKE_NOW <<<"$custosd_help"; then
+    step "expired bootstrap certificate (package valid 1 day, clocks 2 days later)"
+    expect_fail expired env CUSTOS_FAKE_NOW=$LATER "$DEVICE" request --package "$T/short.mcpp" \
+        --passphrase-file "$T/pass" --component pump --serial SN-X --device-dir "$T/fresh" \
+        --secret-file "$T/fresh.secret" --keep-package
+    grep -q "202" "$T/ef.err" || fail "the expiry error does not say when"
+    assert_unchanged "an expired package" "$T/fresh" "$fresh0"
+    # A request made in time with the short package, imported after it expired.
+    request "$T/devE" "$T/e.secret" "$T/short.mcpp" pump SN-E
+    expect_fail expired env CUSTOS_FAKE_NOW=$LATER "$CUSTOSD" request import --data "$D" \
+        "$T/devE/request.mcpr"
+    assert_unchanged "an expired request" "$D" "$data0"
+
+else
+    echo "--- SKIP expiry cases: this is not a test build (configure with -DCUSTOS_TEST_HOOKS=ON)"
+fi
 
 step "wrong passphrase"
 expect_fail wrong_passphrase "$DEVICE" request --package "$T/pkg.mcpp" \

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "custos/custos.h"
 #include "internal/format.h"
@@ -221,6 +222,55 @@ static void test_full_flow(void **state)
     assert_int_equal(custos_device_request(NULL, NULL, f->port, pkg, &o), CUSTOS_ERR_STATE);
     assert_non_null(strstr(custos_error_last()->message, "use rotate"));
     custos_package_free(pkg);
+}
+
+/* Someone who can write the device directory but not read the device secret
+ * plants an unlocked identity between open and rotate: rotate must refuse
+ * rather than add the fresh keys to it in the clear. */
+static void test_rotate_refuses_planted_identity(void **state)
+{
+    dfx *f = *state;
+    dfx peer;
+    custos_install_result res;
+    custos_device *dev = NULL;
+    custos_rotate_options ro = CUSTOS_ROTATE_OPTIONS_INIT;
+    custos_identity_doc *forged = custos_identity_doc_new();
+    uint8_t *enc = NULL, *req = NULL, back[CUSTOS_MAX_IDENTITY_SIZE];
+    size_t enc_len = 0, rl = 0, back_len = 0;
+
+    assert_int_equal(dfx_init_peer(&peer, f), 0);
+    provision(&peer, P256_2, 2, "SN-PLANT", &res);
+    assert_int_equal(custos_device_open(&dev, peer.port, NULL), 0);
+    assert_non_null(forged);
+    snprintf(forged->system, sizeof(forged->system), "%s", custos_device_system(dev));
+    snprintf(forged->component, sizeof(forged->component), "%s", custos_device_component(dev));
+    snprintf(forged->serial, sizeof(forged->serial), "%s", custos_device_serial(dev));
+    forged->mock = 1;
+    forged->n_gens = 1;
+    memcpy(forged->gens[0].request_id, res.request_id, sizeof(res.request_id));
+    for (size_t i = 0; i < 2; i++) {
+        custos_identity_key *k = &forged->gens[0].keys[i];
+        snprintf(k->template_name, sizeof(k->template_name), "t%zu", i);
+        assert_int_equal(custos_key_generate(&k->key, CUSTOS_ALG_ECDSA_P256), 0);
+        forged->gens[0].n_keys++;
+    }
+    assert_int_equal(custos_identity_encode(&enc, &enc_len, forged, NULL, 0, NULL), 0);
+    assert_int_equal(peer.port->storage_write(CUSTOS_OBJ_IDENTITY, enc, enc_len, peer.port->ctx),
+                     0);
+
+    assert_int_equal(custos_device_rotate(&req, &rl, dev, &ro), CUSTOS_ERR_MOCK);
+    assert_null(req);
+    /* Nothing was added to the planted file. */
+    assert_int_equal(peer.port->storage_read(back, sizeof(back), &back_len, CUSTOS_OBJ_IDENTITY,
+                                             peer.port->ctx),
+                     0);
+    assert_int_equal(back_len, enc_len);
+    assert_memory_equal(back, enc, enc_len);
+
+    free(enc);
+    custos_identity_doc_free(forged);
+    custos_device_free(dev);
+    dfx_free_peer(&peer);
 }
 
 static void test_algorithms(void **state)
@@ -527,6 +577,43 @@ static void rotate_once(const dfx *f, int same_keys)
     free(prof);
 }
 
+/* An install stopped right after its commit point (profile.mccp written,
+ * identity not yet pruned, request not yet removed) is run again: it must
+ * finish and keep the real previous generation, not the new profile. */
+static void test_install_resumes(void **state)
+{
+    dfx *f = *state;
+    custos_install_result res;
+    custos_device *dev = NULL;
+    uint8_t *req = NULL, *prof = NULL, old[CUSTOS_MAX_PROFILE_SIZE], prev[CUSTOS_MAX_PROFILE_SIZE];
+    size_t rl = 0, pl = 0, old_len = 0, prev_len = 0;
+    const custos_port *port = f->port;
+
+    provision(f, P256_2, 2, "SN-RESUME", &res);
+    assert_int_equal(port->storage_read(old, sizeof(old), &old_len, CUSTOS_OBJ_PROFILE, port->ctx),
+                     0);
+    assert_int_equal(custos_device_open(&dev, port, NULL), 0);
+    assert_int_equal(custos_device_rotate(&req, &rl, dev, NULL), 0);
+    custos_device_free(dev);
+    assert_int_equal(dfx_profile(&prof, &pl, f, req, rl, NULL), 0);
+    /* What the first attempt got done before it stopped. */
+    assert_int_equal(port->storage_write(CUSTOS_OBJ_PROFILE_PREVIOUS, old, old_len, port->ctx), 0);
+    assert_int_equal(port->storage_write(CUSTOS_OBJ_PROFILE, prof, pl, port->ctx), 0);
+
+    assert_int_equal(custos_device_install(&res, port, prof, pl), 0);
+    assert_int_equal(res.rotated, 1);
+    assert_int_equal(port->storage_read(prev, sizeof(prev), &prev_len,
+                                        CUSTOS_OBJ_PROFILE_PREVIOUS, port->ctx),
+                     0);
+    assert_int_equal(prev_len, old_len);
+    assert_memory_equal(prev, old, old_len); /* the real previous generation */
+    assert_int_equal(custos_device_open(&dev, port, NULL), 0);
+    check_sign(dev, "t0");
+    custos_device_free(dev);
+    free(req);
+    free(prof);
+}
+
 static void test_rotation(void **state)
 {
     dfx *f = *state;
@@ -636,9 +723,43 @@ static void test_inspect(void **state)
     free(ident);
 }
 
+/* A server-like certificate under @p ca: CN @p cn, EKU @p eku (0: none) and,
+ * when @p san is not NULL, a subjectAltName such as "DNS:custos.example"
+ * (testca has no SAN option: add it and re-sign). */
+static void issue_server(testca_cert *out, const testca_cert *ca, const char *cn, int eku,
+                         const char *san)
+{
+    testca_opts o;
+    memset(&o, 0, sizeof(o));
+    o.cn = cn;
+    o.eku_nid = eku;
+    assert_int_equal(testca_issue(out, ca, &o), 0);
+    if (san == NULL)
+        return;
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, ca->cert, out->cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(out->cert, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(out->cert, ca->key, EVP_sha256()) > 0);
+    /* Re-parse so that no extension data cached before the edit survives. */
+    unsigned char *der = NULL;
+    int n = i2d_X509(out->cert, &der);
+    assert_true(n > 0);
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, n);
+    OPENSSL_free(der);
+    assert_non_null(x);
+    X509_free(out->cert);
+    out->cert = x;
+}
+
 /* One in-memory handshake: the device's SSL_CTX against a server that
- * requires a client certificate chaining to the fixture root. */
-static int handshake(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, int *client_ok)
+ * requires a client certificate chaining to the fixture root. @p host, when
+ * not NULL, overrides the expected server name on the client's SSL. */
+static int handshake_to(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv,
+                        const char *host, int *client_ok)
 {
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
     SSL *c = NULL, *s = NULL;
@@ -654,6 +775,9 @@ static int handshake(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, 
     SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     c = SSL_new(client_ctx);
     s = SSL_new(sctx);
+    assert_non_null(c);
+    if (host != NULL)
+        assert_int_equal(SSL_set1_host(c, host), 1);
     assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
     SSL_set_bio(c, cb, cb);
     SSL_set_bio(s, sb, sb);
@@ -689,6 +813,11 @@ static int handshake(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, 
     return ok;
 }
 
+static int handshake(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, int *client_ok)
+{
+    return handshake_to(client_ctx, f, srv, NULL, client_ok);
+}
+
 static void test_mutual_tls(void **state)
 {
     dfx *f = *state;
@@ -701,7 +830,9 @@ static void test_mutual_tls(void **state)
     provision(f, P256_2, 2, "SN-6001", &res);
     assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
     assert_int_equal(custos_device_ssl_ctx(&ctx, dev, NULL), 0);
-    assert_int_equal(testca_leaf(&srv, &f->pki.dev_ca, "server.example", NID_server_auth), 0);
+    /* The profile's cloud URL is https://custos.example: the server's
+     * certificate must name that host (subjectAltName). */
+    issue_server(&srv, &f->pki.dev_ca, "Custos Cloud", NID_server_auth, "DNS:custos.example");
     assert_true(handshake(ctx, f, &srv, &client_ok));
     /* A server outside the Root of Trust is refused by the device. */
     assert_int_equal(testca_root(&foreign_root, "Other Root"), 0);
@@ -715,6 +846,95 @@ static void test_mutual_tls(void **state)
     testca_cert_free(&foreign_root);
 }
 
+/* The device's TLS context trusts the Root of Trust only for the cloud: a
+ * certificate under the same root for another name, or without the server
+ * purpose, does not pass as the server. */
+static void test_tls_server_identity(void **state)
+{
+    dfx *f = *state;
+    custos_install_result res;
+    custos_device *dev = NULL;
+    SSL_CTX *ctx = NULL;
+    testca_cert good = {0}, peer = {0}, client_only = {0}, gw = {0};
+    int client_ok = 0;
+
+    provision(f, P256_2, 2, "SN-6101", &res);
+    assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
+    assert_int_equal(custos_device_ssl_ctx(&ctx, dev, NULL), 0);
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    assert_string_equal(X509_VERIFY_PARAM_get0_host(param, 0), "custos.example");
+
+    /* (a) the right host name under the root: accepted. */
+    issue_server(&good, &f->pki.dev_ca, "Custos Cloud", 0, "DNS:custos.example");
+    assert_true(handshake(ctx, f, &good, &client_ok));
+    assert_true(client_ok);
+    /* (b) another device-like certificate under the same root, no EKU, another
+     * name: refused by the device. */
+    issue_server(&peer, &f->pki.dev_ca, "SN-9999", 0, NULL);
+    assert_false(handshake(ctx, f, &peer, &client_ok));
+    assert_false(client_ok);
+    /* The right name but a client-only certificate (EKU clientAuth): refused. */
+    issue_server(&client_only, &f->pki.dev_ca, "custos.example", NID_client_auth,
+                 "DNS:custos.example");
+    assert_false(handshake(ctx, f, &client_only, &client_ok));
+    assert_false(client_ok);
+    /* A gateway: refused by default, accepted once the caller names it. */
+    issue_server(&gw, &f->pki.dev_ca, "Gateway", NID_server_auth, "DNS:gw.example");
+    assert_false(handshake(ctx, f, &gw, &client_ok));
+    assert_false(client_ok);
+    assert_true(handshake_to(ctx, f, &gw, "gw.example", &client_ok));
+    assert_true(client_ok);
+
+    SSL_CTX_free(ctx);
+    custos_device_free(dev);
+    testca_cert_free(&good);
+    testca_cert_free(&peer);
+    testca_cert_free(&client_only);
+    testca_cert_free(&gw);
+}
+
+static void check_host(const char *url, const char *want, int want_ip)
+{
+    char host[64];
+    int is_ip = -1;
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, url, "url"), 0);
+    assert_string_equal(host, want);
+    assert_int_equal(is_ip, want_ip);
+}
+
+static void test_url_host(void **state)
+{
+    (void)state;
+    char host[16];
+    int is_ip = 0;
+
+    check_host("https://custos.example", "custos.example", 0);
+    check_host("https://custos.example:8443/api/v1?x=1", "custos.example", 0);
+    check_host("http://custos.example/", "custos.example", 0);
+    check_host("https://user:pw@custos.example:1/p", "custos.example", 0);
+    check_host("https://custos.example#frag", "custos.example", 0);
+    check_host("https://192.0.2.7:8443/x", "192.0.2.7", 1);
+    check_host("https://[2001:db8::1]:8443/x", "2001:db8::1", 1);
+    check_host("https://[::1]", "::1", 1);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "custos.example", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://:443/x", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[::1/x", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[::1]x/", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[gw.example]/", "url"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip,
+                                     "https://a-much-too-long-host-name.example/", "url"),
+                     CUSTOS_ERR_TOO_LARGE);
+    assert_string_equal(host, "");
+}
+
+#ifdef CUSTOS_TEST_HOOKS
 static void test_expiry(void **state)
 {
     dfx *f = *state;
@@ -775,6 +995,7 @@ static void test_expiry(void **state)
     free(json);
     free(der);
 }
+#endif
 
 /* A port that fails writes of one object with a bare code and no detail. */
 typedef struct failing_port {
@@ -839,15 +1060,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_refuses_planted_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_algorithms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_install_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_to_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inspect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutual_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_server_identity, setup, teardown),
+        cmocka_unit_test(test_url_host),
+#ifdef CUSTOS_TEST_HOOKS /* moves the clock with CUSTOS_FAKE_NOW */
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+#endif
         cmocka_unit_test_setup_teardown(test_port_failure_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

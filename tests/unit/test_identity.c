@@ -289,9 +289,41 @@ static void test_encode_args(void **state)
     custos_identity_doc_free(d);
 }
 
+/* Parsing a decrypted body leaves key text in jansson's freed buffers unless
+ * jansson frees through a wiping function: custos_json_parse installs one. */
+static void test_json_wipes_on_free(void **state)
+{
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+    json_t *j = NULL;
+    static const char doc[] = "{\"pkcs8\":\"c2VjcmV0IGtleSB0ZXh0\"}";
+
+    (void)state;
+    /* Allocated before the switch (this test runs first): freed by the wiping
+     * free later, which must cope with a plain malloc() block. */
+    json_t *before = json_string("allocated before");
+    assert_non_null(before);
+    assert_int_equal(custos_json_parse(&j, (const uint8_t *)doc, sizeof(doc) - 1, "body"), 0);
+    json_get_alloc_funcs(&m, &f);
+#if defined(__linux__) || defined(__GLIBC__)
+    assert_true(m != malloc);
+    assert_true(f != free);
+#endif
+    assert_non_null(m);
+    assert_non_null(f);
+    /* jansson's contract: json_dumps() output is released with free(). */
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_non_null(text);
+    assert_string_equal(text, doc);
+    free(text);
+    json_decref(before);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_wipes_on_free),
         cmocka_unit_test(test_locked_roundtrip),   cmocka_unit_test(test_mock_roundtrip),
         cmocka_unit_test(test_wrong_secret_and_tamper), cmocka_unit_test(test_forged_headers),
         cmocka_unit_test(test_mock_key_swap_detected), cmocka_unit_test(test_encode_args),

@@ -87,6 +87,34 @@ static int write_all(int fd, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* fsync the directory holding @p path (after a rename into it). */
+static custos_err fsync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(dir))
+        return cli_error(CUSTOS_ERR_ARG, "out", "path too long: %s", path);
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cli_error(CUSTOS_ERR_IO, "out", "cannot open directory %s to sync it: %s", dir,
+                         strerror(errno));
+    int r = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (r != 0)
+        return cli_error(CUSTOS_ERR_IO, "out", "cannot sync directory %s: %s", dir,
+                         strerror(err));
+    return CUSTOS_OK;
+}
+
 custos_err cli_write_file(const char *path, const uint8_t *data, size_t len, unsigned mode)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -119,6 +147,10 @@ custos_err cli_write_file(const char *path, const uint8_t *data, size_t len, uns
         goto out;
     }
     have_tmp = 0;
+    /* The rename is durable only once the directory entry is on disk. */
+    ret = fsync_dir_of(path);
+    if (ret < 0)
+        goto out;
     ret = CUSTOS_OK;
 out:
     if (fd >= 0)
