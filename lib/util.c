@@ -329,9 +329,7 @@ static int hex_val(char c)
         return c - '0';
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return -1; /* lowercase only: every hex field has one canonical spelling */
 }
 
 custos_err custos_hex_decode(uint8_t *out, size_t len, const char *in, const char *field)
@@ -345,7 +343,7 @@ custos_err custos_hex_decode(uint8_t *out, size_t len, const char *in, const cha
         int hi = hex_val(in[2 * i]), lo = hex_val(in[2 * i + 1]);
 
         CUSTOS_ENSURE(hi >= 0 && lo >= 0, CUSTOS_ERR_MALFORMED, field,
-                      "%s is not hexadecimal", field ? field : "value");
+                      "%s is not lowercase hexadecimal", field ? field : "value");
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     ret = CUSTOS_OK;

@@ -341,10 +341,22 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
     CUSTOS_GUARD(custos_x509_to_der(&der, &der_len, ca));
     CUSTOS_GUARD(custos_ca_serial_hex(serial, ca));
     snprintf(auth, sizeof(auth), "%s%s", CUSTOS_AUTH_SYSTEM_PREFIX, def->name);
-    CUSTOS_GUARD(custos_keystore_put(e->ks, auth, key));
-    key_written = 1;
+    /* The write transaction first (BEGIN IMMEDIATE: one writer at a time,
+     * across processes), then the check against the store itself, and only
+     * then the key file: a concurrent create of the same name waits here and
+     * finds the committed system, never touching the winner's key file. */
     CUSTOS_GUARD(e->st->ops->begin(e->st->ctx));
     in_tx = 1;
+    {
+        char *existing = NULL;
+        custos_err r = e->st->ops->system_get(e->st->ctx, &existing, def->name);
+        free(existing);
+        CUSTOS_ENSURE(r == CUSTOS_ERR_NOT_FOUND, r == CUSTOS_OK ? CUSTOS_ERR_EXISTS : r, "name",
+                      "system %s already exists", def->name);
+        custos_error_clear();
+    }
+    CUSTOS_GUARD(custos_keystore_put(e->ks, auth, key));
+    key_written = 1;
     CUSTOS_GUARD(e->st->ops->system_put(e->st->ctx, def->name, canon, now));
     CUSTOS_GUARD(e->st->ops->authority_put(e->st->ctx, auth, der, der_len, now));
     detail = json_pack("{s:s, s:I}", "ca_serial", serial, "components",

@@ -85,6 +85,20 @@ custos_err custos_doc_unpack_error(const json_error_t *e, const char *what)
     return custos_error_set(CUSTOS_ERR_MALFORMED, what, "%s: %s", what, e->text);
 }
 
+custos_err custos_doc_check_header_of(const json_t *j, const char *want, const char *what)
+{
+    const json_t *format = json_object_get(j, "format"), *version = json_object_get(j, "version");
+
+    if (!json_is_string(format))
+        return custos_error_set(CUSTOS_ERR_MALFORMED, "format", "%s: \"format\" is required",
+                                what);
+    if (!json_is_integer(version))
+        return custos_error_set(CUSTOS_ERR_MALFORMED, "version",
+                                "%s: \"version\" is required (an integer)", what);
+    return custos_doc_check_header(json_string_value(format), json_integer_value(version), want,
+                                   what);
+}
+
 custos_err custos_doc_check_header(const char *format, json_int_t version, const char *want,
                                    const char *what)
 {

@@ -343,6 +343,7 @@ static custos_err parse_json(custos_package_doc *d, const uint8_t *content, size
     json_t *comps = NULL, *services = NULL, *roots = NULL, *bootstrap = NULL;
 
     CUSTOS_GUARD(custos_json_parse(&j, content, len, WHAT " content"));
+    CUSTOS_GUARD(custos_doc_check_header_of(j, "custos-package", WHAT));
     if (json_unpack_ex(j, &jerr, JSON_STRICT,
                        "{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o !}", "format", &format,
                        "version", &version, "package_id", &id, "system", &system, "created",

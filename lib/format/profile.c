@@ -251,6 +251,7 @@ static custos_err parse_json(custos_profile_doc *d, const uint8_t *content, size
     json_t *certs = NULL, *chain = NULL, *roots = NULL, *config = NULL;
 
     CUSTOS_GUARD(custos_json_parse(&j, content, len, WHAT " content"));
+    CUSTOS_GUARD(custos_doc_check_header_of(j, "custos-profile", WHAT));
     if (json_unpack_ex(j, &jerr, JSON_STRICT,
                        "{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s !}",
                        "format", &format, "version", &version, "device_id", &device_id,

@@ -431,6 +431,7 @@ static custos_err parse_json(custos_request_doc *d, const uint8_t *content, size
     size_t nlen = 0;
 
     CUSTOS_GUARD(custos_json_parse(&j, content, len, WHAT " content"));
+    CUSTOS_GUARD(custos_doc_check_header_of(j, "custos-request", WHAT));
     if (json_unpack_ex(j, &jerr, JSON_STRICT,
                        "{s:s, s:I, s:s, s:s, s:s, s:s, s?s, s?s, s:o, s:o, s:o, s:s, s:s !}",
                        "format", &format, "version", &version, "request_id", &id, "kind", &kind,

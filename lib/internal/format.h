@@ -329,6 +329,10 @@ CUSTOS_NODISCARD custos_err custos_doc_time(int64_t *out, const char *s, const c
 /* MALFORMED "<what>: <jansson text>" for a failed strict unpack. */
 custos_err custos_doc_unpack_error(const json_error_t *e, const char *what);
 /* Check "format" == @p format (MALFORMED) and "version" == 1 (UNSUPPORTED). */
+/* format and version of a parsed document, checked before its strict field
+ * check: a newer version is "unsupported", not "malformed" for its new fields. */
+CUSTOS_NODISCARD custos_err custos_doc_check_header_of(const json_t *j, const char *want,
+                                                       const char *what);
 CUSTOS_NODISCARD custos_err custos_doc_check_header(const char *format, json_int_t version,
                                                     const char *want, const char *what);
 /* {"cloud_url": "", "gateways": []} */

@@ -1,6 +1,7 @@
 /* custosd subcommands that set up the CA: init, system create, package create,
  * mock create, audit verify. */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -48,6 +50,20 @@ out:
     return ret < 0 ? cli_fail(ret) : 0;
 }
 
+static custos_err out_dir_writable(const char *path)
+{
+    char copy[PATH_MAX];
+    const char *dir;
+
+    if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
+        return custos_error_set(CUSTOS_ERR_TOO_LARGE, "out", "the path %s is too long", path);
+    dir = dirname(copy);
+    if (access(dir, W_OK) != 0)
+        return custos_error_set(CUSTOS_ERR_IO, "out", "cannot write %s: directory %s: %s", path,
+                                dir, strerror(errno));
+    return CUSTOS_OK;
+}
+
 int cli_cmd_package_create(const cli_args *a)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -70,6 +86,10 @@ int cli_cmd_package_create(const cli_args *a)
                                    a->valid_days);
     }
     CUSTOS_GUARD(cli_read_passphrase(pass, &pass_len, a->passphrase_file));
+    /* The package is recorded (and audited) when it is made: check first that
+     * it can be written where asked, so a typo does not leave a package on
+     * record that nobody received. */
+    CUSTOS_GUARD(out_dir_writable(a->out));
     CUSTOS_GUARD(cli_engine_open(&e, a->data));
     CUSTOS_GUARD(custos_engine_package_create(&pkg, &pkg_len, e, a->system, pass, pass_len,
                                               (unsigned)days, &actor));

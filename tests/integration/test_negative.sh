@@ -239,6 +239,18 @@ assert_unchanged "a lint failure" "$T/data-lint" "$lint0"
 expect_fail invalid_state "$CUSTOSD" profile export --data "$T/data-lint" --out "$T/never.mccp" "$L_ID"
 [ ! -e "$T/never.mccp" ] || fail "a profile was written after a lint failure"
 
+step "four concurrent creates of one system: one wins, the data directory stays usable"
+printf '{"name":"race","components":[{"name":"c","templates":[{"name":"t","usage":["tls-client"]}]}]}' \
+    >"$T/race.json"
+for i in 1 2 3 4; do
+    "$CUSTOSD" system create --data "$D" --file "$T/race.json" >"$T/race$i.out" 2>&1 &
+done
+wait || true
+[ "$(grep -l "system created" "$T"/race?.out | wc -l)" -eq 1 ] || fail "not exactly one create won"
+[ "$(grep -l "already_exists" "$T"/race?.out | wc -l)" -eq 3 ] || fail "the losers did not say already_exists"
+run "$CUSTOSD" package create --data "$D" --system race --passphrase-file "$T/pass" \
+    --out "$T/race.mcpp" >/dev/null
+
 step "audit trail still verifies"
 "$CUSTOSD" audit verify --data "$D" | grep -q ok || fail "audit verify failed"
 echo "PASS: negative"

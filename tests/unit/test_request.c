@@ -333,6 +333,9 @@ static void test_strict_json(void **state)
     assert_int_equal(decode_edited(s, "\"serial\":", "\"colour\":\"red\",\"serial\":"),
                      CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"version\":1", "\"version\":2"), CUSTOS_ERR_UNSUPPORTED);
+    /* a newer version with a field this version does not know: still "unsupported" */
+    assert_int_equal(decode_edited(s, "\"version\":1", "\"version\":2,\"zz_new\":1"),
+                     CUSTOS_ERR_UNSUPPORTED);
     assert_int_equal(decode_edited(s, "\"initial\"", "\"other\""), CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"location\":", "\"Location\":"), CUSTOS_ERR_MALFORMED);
     assert_string_equal(custos_error_last()->field, "metadata.Location");

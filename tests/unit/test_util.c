@@ -168,8 +168,10 @@ static void test_hex_sha(void **state)
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal(custos_hex_decode(back, 32, hex, "h"), 0);
     assert_memory_equal(back, d, 32);
-    assert_int_equal(custos_hex_decode(back, 2, "ABcd", "h"), 0);
+    assert_int_equal(custos_hex_decode(back, 2, "abcd", "h"), 0);
     assert_int_equal(back[0], 0xab);
+    /* one canonical spelling: uppercase is refused */
+    assert_int_equal(custos_hex_decode(back, 2, "ABcd", "h"), CUSTOS_ERR_MALFORMED);
     assert_int_equal(custos_hex_decode(back, 2, "abc", "h"), CUSTOS_ERR_MALFORMED);
     assert_int_equal(custos_hex_decode(back, 2, "abcg", "h"), CUSTOS_ERR_MALFORMED);
     assert_int_equal(custos_hex_decode(back, 2, "abcdef", "h"), CUSTOS_ERR_MALFORMED);
