@@ -3,14 +3,17 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "audit.h"
 #include "internal/util.h"
 
 #define AUDIT_MAX_TEXT 1024
 
-static custos_err entry_hash(uint8_t out[32], const uint8_t prev[32], const custos_store_audit *a,
+static custos_err entry_hash(uint8_t out[32], const uint8_t key[CUSTOS_AUDIT_KEY_LEN],
+                             const uint8_t prev[32], const custos_store_audit *a,
                              const json_t *detail)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -18,8 +21,10 @@ static custos_err entry_hash(uint8_t out[32], const uint8_t prev[32], const cust
     char *dump = NULL;
     size_t dump_len = 0;
     char when[21];
-    EVP_MD_CTX *md = NULL;
-    unsigned int n = 0;
+    EVP_MAC *mac = NULL;
+    EVP_MAC_CTX *ctx = NULL;
+    OSSL_PARAM params[2];
+    size_t n = 0;
 
     custos_time_format(when, a->time);
     j = json_pack("{s:s, s:s, s:O, s:s, s:s, s:I, s:s}", "action", a->action, "actor", a->actor,
@@ -28,16 +33,20 @@ static custos_err entry_hash(uint8_t out[32], const uint8_t prev[32], const cust
     CUSTOS_ENSURE(j != NULL, CUSTOS_ERR_NOMEM, "audit", "audit: cannot build entry %lld",
                   (long long)a->seq);
     CUSTOS_GUARD(custos_json_dump(&dump, &dump_len, j));
-    md = EVP_MD_CTX_new();
-    CUSTOS_ENSURE(md != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_ENSURE(EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-                      EVP_DigestUpdate(md, prev, 32) == 1 &&
-                      EVP_DigestUpdate(md, dump, dump_len) == 1 &&
-                      EVP_DigestFinal_ex(md, out, &n) == 1 && n == 32,
-                  CUSTOS_ERR_INTERNAL, "audit", "audit: SHA-256 failed");
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    CUSTOS_ENSURE(ctx != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    CUSTOS_ENSURE(EVP_MAC_init(ctx, key, CUSTOS_AUDIT_KEY_LEN, params) == 1 &&
+                      EVP_MAC_update(ctx, prev, 32) == 1 &&
+                      EVP_MAC_update(ctx, (const unsigned char *)dump, dump_len) == 1 &&
+                      EVP_MAC_final(ctx, out, &n, 32) == 1 && n == 32,
+                  CUSTOS_ERR_INTERNAL, "audit", "audit: HMAC-SHA256 failed");
     ret = CUSTOS_OK;
 out:
-    EVP_MD_CTX_free(md);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
     free(dump);
     json_decref(j);
     return ret;
@@ -48,7 +57,8 @@ static int text_ok(const char *s)
     return s != NULL && strlen(s) <= AUDIT_MAX_TEXT;
 }
 
-custos_err custos_audit_append(custos_store *st, int64_t now, const custos_actor *actor,
+custos_err custos_audit_append(custos_store *st, const uint8_t key[CUSTOS_AUDIT_KEY_LEN],
+                               int64_t now, const custos_actor *actor,
                                const char *action, const char *object, const json_t *detail)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -77,7 +87,7 @@ custos_err custos_audit_append(custos_store *st, int64_t now, const custos_actor
     a.seq++;
     CUSTOS_GUARD(custos_json_dump(&detail_text, &detail_len, detail));
     a.detail = detail_text;
-    CUSTOS_GUARD(entry_hash(a.hash, prev, &a, detail));
+    CUSTOS_GUARD(entry_hash(a.hash, key, prev, &a, detail));
     CUSTOS_GUARD(st->ops->audit_append(st->ctx, &a));
     ret = CUSTOS_OK;
 out:
@@ -91,6 +101,7 @@ typedef struct verify_ctx {
     int64_t expect_seq;
     size_t count;
     custos_err err;
+    const uint8_t *key;
 } verify_ctx;
 
 static int verify_one(const custos_store_audit *a, void *ctx)
@@ -114,7 +125,7 @@ static int verify_one(const custos_store_audit *a, void *ctx)
                                "audit entry %lld: detail is not valid JSON", (long long)a->seq);
         goto out;
     }
-    CUSTOS_GUARD(entry_hash(h, v->prev, a, detail));
+    CUSTOS_GUARD(entry_hash(h, v->key, v->prev, a, detail));
     CUSTOS_ENSURE(CRYPTO_memcmp(h, a->hash, 32) == 0, CUSTOS_ERR_MALFORMED, "audit",
                   "audit entry %lld: hash does not match (entry or chain altered)",
                   (long long)a->seq);
@@ -131,13 +142,15 @@ out:
     return 0;
 }
 
-custos_err custos_audit_verify(size_t *out_count, custos_store *st)
+custos_err custos_audit_verify(size_t *out_count, custos_store *st,
+                               const uint8_t key[CUSTOS_AUDIT_KEY_LEN])
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     verify_ctx v;
 
     memset(&v, 0, sizeof(v));
     v.expect_seq = 1;
+    v.key = key;
     CUSTOS_ENSURE(out_count != NULL && st != NULL, CUSTOS_ERR_ARG, "audit", "audit: no store");
     *out_count = 0;
     ret = st->ops->audit_iter(st->ctx, verify_one, &v);

@@ -50,7 +50,8 @@ void custos_engine_set_clock(custos_engine *e, int64_t (*now)(void *ctx), void *
 custos_err custos_engine_audit(custos_engine *e, const custos_actor *actor, const char *action,
                                const char *object, const json_t *detail)
 {
-    return custos_audit_append(e->st, custos_engine_now(e), actor, action, object, detail);
+    return custos_audit_append(e->st, e->audit_key, custos_engine_now(e), actor, action, object,
+                               detail);
 }
 
 const engine_system *custos_engine_system(const custos_engine *e, const char *name)
@@ -106,7 +107,9 @@ custos_err custos_engine_init(const char *dir)
     const custos_actor actor = {"custosd:init", "local"};
     int64_t now = (int64_t)time(NULL);
     json_t *detail = NULL;
+    uint8_t audit_key[32];
 
+    memset(audit_key, 0, sizeof(audit_key));
     CUSTOS_ENSURE(dir != NULL && dir[0] != '\0', CUSTOS_ERR_ARG, "dir", "no data directory");
     CUSTOS_GUARD(prepare_dir(dir));
     CUSTOS_GUARD(custos_keystore_create(dir));
@@ -117,12 +120,14 @@ custos_err custos_engine_init(const char *dir)
     CUSTOS_GUARD(custos_ca_hierarchy_create(st, ks, dir, now));
     detail = json_pack("{s:s}", "root", "root.pem");
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(custos_audit_append(st, now, &actor, "init", dir, detail));
+    CUSTOS_GUARD(custos_keystore_derive(audit_key, ks, CUSTOS_AUDIT_KEY_LABEL));
+    CUSTOS_GUARD(custos_audit_append(st, audit_key, now, &actor, "init", dir, detail));
     CUSTOS_GUARD(st->ops->commit(st->ctx));
     ret = CUSTOS_OK;
 out:
     if (st != NULL)
         st->ops->rollback(st->ctx);
+    OPENSSL_cleanse(audit_key, sizeof(audit_key));
     json_decref(detail);
     custos_store_free(st);
     custos_keystore_free(ks);
@@ -253,6 +258,7 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     CUSTOS_GUARD(db_path(path, sizeof(path), dir));
     CUSTOS_GUARD(custos_store_sqlite_open(&e->st, path, 0));
     CUSTOS_GUARD(custos_keystore_open(&e->ks, dir));
+    CUSTOS_GUARD(custos_keystore_derive(e->audit_key, e->ks, CUSTOS_AUDIT_KEY_LABEL));
     CUSTOS_GUARD(load_authority(&e->root, &e->root_key, e, CUSTOS_AUTH_ROOT));
     CUSTOS_GUARD(load_authority(&e->bootstrap_ca, &e->bootstrap_key, e, CUSTOS_AUTH_BOOTSTRAP));
     CUSTOS_GUARD(load_authority(&e->pkg_cert, &e->pkg_key, e, CUSTOS_AUTH_PACKAGE_SIGNING));
@@ -289,6 +295,7 @@ void custos_engine_free(custos_engine *e)
         system_clear(&e->systems[i]);
     for (i = 0; i < ENGINE_DOC_CACHE; i++)
         custos_request_doc_free(e->doc_cache[i].doc);
+    OPENSSL_cleanse(e->audit_key, sizeof(e->audit_key));
     free(e->systems);
     sk_X509_free(e->system_cas);
     sk_X509_free(e->bootstrap_chain);
@@ -509,7 +516,7 @@ custos_err custos_engine_audit_verify(size_t *out_count, custos_engine *e)
         *out_count = 0;
     if (out_count == NULL || e == NULL)
         return custos_error_set(CUSTOS_ERR_ARG, "audit", "missing argument");
-    return custos_audit_verify(out_count, e->st);
+    return custos_audit_verify(out_count, e->st, e->audit_key);
 }
 
 typedef struct list_ctx {

@@ -55,6 +55,7 @@ struct custos_engine {
     size_t n_systems;
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
+    uint8_t audit_key[32];          /* HMAC key of the audit chain (from the master key) */
     engine_doc_slot doc_cache[ENGINE_DOC_CACHE];
     size_t doc_cache_next;
 };

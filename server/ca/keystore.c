@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/kdf.h>
 #include <openssl/crypto.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
@@ -177,4 +178,26 @@ void custos_keystore_remove(custos_keystore *ks, const char *name)
     if (ks == NULL || key_path(path, sizeof(path), ks, name) < 0)
         return;
     (void)unlink(path);
+}
+
+custos_err custos_keystore_derive(uint8_t out[32], const custos_keystore *ks, const char *label)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t n = 32;
+
+    CUSTOS_ENSURE(ctx != NULL && ks != NULL && label != NULL, CUSTOS_ERR_NOMEM, "keystore",
+                  "cannot derive a key");
+    CUSTOS_ENSURE(EVP_PKEY_derive_init(ctx) == 1 &&
+                      EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1 &&
+                      EVP_PKEY_CTX_set1_hkdf_key(ctx, (const unsigned char *)ks->pass,
+                                                 (int)strlen(ks->pass)) == 1 &&
+                      EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)label,
+                                                  (int)strlen(label)) == 1 &&
+                      EVP_PKEY_derive(ctx, out, &n) == 1 && n == 32,
+                  CUSTOS_ERR_INTERNAL, "keystore", "HKDF failed");
+    ret = CUSTOS_OK;
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
 }

@@ -30,4 +30,9 @@ CUSTOS_NODISCARD custos_err custos_keystore_get(EVP_PKEY **out, custos_keystore 
 /* Remove DIR/keys/<name>.key (after a failed creation). */
 void custos_keystore_remove(custos_keystore *ks, const char *name);
 
+/* A 32-byte key for another purpose (e.g. "custos audit v1"), derived from
+ * the master key with HKDF-SHA256 and @p label as info. */
+CUSTOS_NODISCARD custos_err custos_keystore_derive(uint8_t out[32], const custos_keystore *ks,
+                                                   const char *label);
+
 #endif
