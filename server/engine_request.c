@@ -243,13 +243,19 @@ static custos_err store_request(custos_engine *e, custos_store_request *r,
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_t *detail = NULL;
     int in_tx = 0;
+    size_t dups = 0;
     const custos_request_summary *m = &r->sum;
 
+    CUSTOS_GUARD(tx_begin(e, &in_tx));
+    /* Inside the write transaction: two imports of one serial at once cannot
+     * both miss each other. */
+    CUSTOS_GUARD(e->st->ops->request_count_serial(e->st->ctx, &dups, m->system, m->serial,
+                                                  m->device_id));
+    r->sum.duplicate_serial = dups > 0;
     detail = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "device_id", m->device_id, "kind",
                        m->kind, "via", m->via, "system", m->system, "component", m->component,
                        "serial", m->serial, "duplicate_serial", m->duplicate_serial);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(tx_begin(e, &in_tx));
     CUSTOS_GUARD(e->st->ops->request_insert(e->st->ctx, r));
     CUSTOS_GUARD(custos_engine_audit(e, actor, "request.import", m->request_id, detail));
     CUSTOS_GUARD(tx_commit(e, &in_tx));
@@ -269,7 +275,6 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     custos_request_doc *d = NULL;
     const engine_system *sys;
     const custos_component_def *comp;
-    size_t dups = 0;
     uint8_t digest[32];
     custos_err got;
     int64_t now;
@@ -313,8 +318,6 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
         memcpy(r.sum.device_id, d->device_id, sizeof(r.sum.device_id));
         snprintf(r.sum.kind, sizeof(r.sum.kind), "reprovision");
     }
-    CUSTOS_GUARD(e->st->ops->request_count_serial(e->st->ctx, &dups, d->system, d->serial,
-                                                  r.sum.device_id));
     memcpy(r.sum.request_id, d->request_id, sizeof(r.sum.request_id));
     r.sum.state = CUSTOS_STATE_PENDING;
     memcpy(r.sum.system, d->system, sizeof(r.sum.system));
@@ -323,7 +326,6 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     memcpy(r.sum.model, d->model, sizeof(r.sum.model));
     memcpy(r.sum.firmware, d->firmware, sizeof(r.sum.firmware));
     snprintf(r.sum.via, sizeof(r.sum.via), "%s", via);
-    r.sum.duplicate_serial = dups > 0;
     r.sum.created = now;
     r.sum.updated = now;
     r.sum.expires = d->signer_not_after;
