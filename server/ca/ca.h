@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "custos/error.h"
 #include "custos/types.h"
@@ -45,6 +46,10 @@ CUSTOS_NODISCARD custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key,
 CUSTOS_NODISCARD custos_err custos_ca_serial(ASN1_INTEGER **out);
 /* Lowercase hex of the serial's content octets (<= 40 chars + NUL). */
 CUSTOS_NODISCARD custos_err custos_ca_serial_hex(char out[41], const X509 *cert);
+
+/* Add extension @p nid = @p value (OpenSSL config syntax) to @p x. */
+CUSTOS_NODISCARD custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid,
+                                              const char *value);
 
 /* Issue a device certificate for @p pub per template @p t (hierarchy: @p ca
  * and @p ca_key). @p mock adds OU=mock and the mock policy instead of the

@@ -55,7 +55,7 @@ custos_err custos_ca_serial_hex(char out[41], const X509 *cert)
     return CUSTOS_OK;
 }
 
-static custos_err add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
     X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
     custos_err ret = CUSTOS_OK;
@@ -116,17 +116,17 @@ custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key, const custos_ca_spec *
     } else {
         snprintf(bc, sizeof(bc), "critical,CA:FALSE");
     }
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_basic_constraints, bc));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_key_usage,
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_basic_constraints, bc));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_key_usage,
                          spec->key_usage != NULL ? spec->key_usage
                          : spec->is_ca           ? "critical,keyCertSign,cRLSign"
                                                  : "critical,digitalSignature"));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     if (spec->eku != NULL)
-        CUSTOS_GUARD(add_ext(x, &ctx, NID_ext_key_usage, spec->eku));
+        CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_ext_key_usage, spec->eku));
     if (spec->san != NULL)
-        CUSTOS_GUARD(add_ext(x, &ctx, NID_subject_alt_name, spec->san));
+        CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_alt_name, spec->san));
     CUSTOS_ENSURE(X509_sign(x, signer, custos_key_md(signer)) > 0, CUSTOS_ERR_INTERNAL,
                   "certificate", "cannot sign certificate %s", spec->cn);
     *out = x;

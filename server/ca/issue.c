@@ -10,20 +10,6 @@
 
 #define DAY 86400
 
-static custos_err add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
-    custos_err ret = CUSTOS_OK;
-    if (ext == NULL)
-        return custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "extension", "cannot build %s = %s",
-                                    OBJ_nid2sn(nid), value);
-    if (X509_add_ext(x, ext, -1) != 1)
-        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "extension", "cannot add %s",
-                                   OBJ_nid2sn(nid));
-    X509_EXTENSION_free(ext);
-    return ret;
-}
-
 /* certificatePolicies with one policy OID (no qualifiers). */
 static custos_err add_policy(X509 *x, int nid)
 {
@@ -129,12 +115,12 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
     X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
     X509V3_set_ctx_nodb(&ctx);
     usage_values(ku, sizeof(ku), eku, sizeof(eku), t->usage, t->alg);
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_key_usage, ku));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_key_usage, ku));
     if (eku[0] != '\0')
-        CUSTOS_GUARD(add_ext(x, &ctx, NID_ext_key_usage, eku));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
-    CUSTOS_GUARD(add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+        CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_ext_key_usage, eku));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     CUSTOS_GUARD(add_policy(x, custos_oid_nid(mock ? CUSTOS_OID_POLICY_MOCK
                                                    : CUSTOS_OID_POLICY_DEVICE)));
     CUSTOS_ENSURE(X509_sign(x, ca_key, custos_key_md(ca_key)) > 0, CUSTOS_ERR_INTERNAL,

@@ -5,6 +5,33 @@
 #include "internal/util.h"
 #include "store/sqlite_int.h"
 
+/* Finish a write whose parameters @p bind_rc reports (nonzero: a bind failed):
+ * run it, @p on_conflict when a constraint refuses it. Finalizes @p st. */
+static custos_err exec_bound(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on_conflict,
+                             const char *what)
+{
+    if (bind_rc != 0) {
+        custos_sq_done(st);
+        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
+    }
+    return custos_sq_exec(s, st, on_conflict, what);
+}
+
+/* End of a row loop over @p st, which @p r2 (a callback's nonzero answer) or
+ * @p rc (the last step) ended: the callback's error, a step's error, or
+ * CUSTOS_OK. Finalizes @p st. */
+static custos_err rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what)
+{
+    custos_err ret = CUSTOS_OK;
+    if (r2 != 0)
+        ret = r2 < 0 ? r2 : CUSTOS_OK;
+    else if (rc != SQLITE_DONE)
+        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
+                               sqlite3_errmsg(s->db));
+    custos_sq_done(st);
+    return ret;
+}
+
 custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r)
 {
     sq *s = ctx;
@@ -13,20 +40,21 @@ custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r)
     custos_err ret = custos_sq_stmt(&st, s, S_REQ_INSERT);
     if (ret < 0)
         return ret;
-    if (custos_sq_bind_text(st, 1, m->request_id) || custos_sq_bind_text(st, 2, m->device_id) ||
-        sqlite3_bind_int(st, 3, (int)m->state) || custos_sq_bind_text(st, 4, m->kind) ||
-        custos_sq_bind_text(st, 5, m->via) || custos_sq_bind_text(st, 6, m->system) ||
-        custos_sq_bind_text(st, 7, m->component) || custos_sq_bind_text(st, 8, m->serial) ||
-        custos_sq_bind_text(st, 9, m->model) || custos_sq_bind_text(st, 10, m->firmware) ||
-        custos_sq_bind_text(st, 11, r->package_id) || custos_sq_bind_text(st, 12, r->signer_serial) ||
-        sqlite3_bind_int(st, 13, m->duplicate_serial ? 1 : 0) || custos_sq_bind_text(st, 14, m->reason) ||
-        sqlite3_bind_int64(st, 15, m->expires) || sqlite3_bind_int64(st, 16, m->created) ||
-        sqlite3_bind_int64(st, 17, m->updated) || custos_sq_bind_blob(st, 18, r->digest, 32) ||
-        custos_sq_bind_blob(st, 19, r->der, r->der_len)) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "request");
-    }
-    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, "request");
+    return exec_bound(
+        s, st,
+        custos_sq_bind_text(st, 1, m->request_id) || custos_sq_bind_text(st, 2, m->device_id) ||
+            sqlite3_bind_int(st, 3, (int)m->state) || custos_sq_bind_text(st, 4, m->kind) ||
+            custos_sq_bind_text(st, 5, m->via) || custos_sq_bind_text(st, 6, m->system) ||
+            custos_sq_bind_text(st, 7, m->component) || custos_sq_bind_text(st, 8, m->serial) ||
+            custos_sq_bind_text(st, 9, m->model) || custos_sq_bind_text(st, 10, m->firmware) ||
+            custos_sq_bind_text(st, 11, r->package_id) ||
+            custos_sq_bind_text(st, 12, r->signer_serial) ||
+            sqlite3_bind_int(st, 13, m->duplicate_serial ? 1 : 0) ||
+            custos_sq_bind_text(st, 14, m->reason) || sqlite3_bind_int64(st, 15, m->expires) ||
+            sqlite3_bind_int64(st, 16, m->created) || sqlite3_bind_int64(st, 17, m->updated) ||
+            custos_sq_bind_blob(st, 18, r->digest, 32) ||
+            custos_sq_bind_blob(st, 19, r->der, r->der_len),
+        CUSTOS_ERR_EXISTS, "request");
 }
 
 static void read_request(custos_store_request *r, sqlite3_stmt *st)
@@ -111,13 +139,12 @@ custos_err custos_sq_request_set_state(void *ctx, const char *id, custos_state e
     custos_err ret = custos_sq_stmt(&st, s, S_REQ_STATE);
     if (ret < 0)
         return ret;
-    if (custos_sq_bind_text(st, 1, id) || sqlite3_bind_int(st, 2, (int)expected) ||
-        sqlite3_bind_int(st, 3, (int)next) || custos_sq_bind_text(st, 4, reason != NULL ? reason : "") ||
-        sqlite3_bind_int64(st, 5, now)) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "request state");
-    }
-    ret = custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, "request state");
+    ret = exec_bound(s, st,
+                     custos_sq_bind_text(st, 1, id) || sqlite3_bind_int(st, 2, (int)expected) ||
+                         sqlite3_bind_int(st, 3, (int)next) ||
+                         custos_sq_bind_text(st, 4, reason != NULL ? reason : "") ||
+                         sqlite3_bind_int64(st, 5, now),
+                     CUSTOS_ERR_EXISTS, "request state");
     if (ret == CUSTOS_OK && sqlite3_changes(s->db) != 1)
         ret = custos_error_set(CUSTOS_ERR_STATE, "state", "request '%s' is not %s", id,
                                custos_state_name(expected));
@@ -131,7 +158,7 @@ custos_err custos_sq_request_list(void *ctx, custos_state state, const custos_st
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_request r;
-    int rc;
+    int rc, r2 = 0;
     CUSTOS_GUARD(custos_sq_stmt(&st, s, state != 0 ? S_REQ_LIST_STATE : S_REQ_LIST));
     rc = sqlite3_bind_int(st, 1, after != NULL) |
          sqlite3_bind_int64(st, 2, after != NULL ? after->created : 0) |
@@ -140,19 +167,12 @@ custos_err custos_sq_request_list(void *ctx, custos_state state, const custos_st
     if (state != 0)
         rc |= sqlite3_bind_int(st, 5, (int)state);
     CUSTOS_ENSURE(rc == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int r2;
+    while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&r, 0, sizeof(r));
         read_request(&r, st);
         r2 = cb(&r, cb_ctx);
-        if (r2 != 0) {
-            ret = r2 < 0 ? r2 : CUSTOS_OK;
-            goto out;
-        }
     }
-    CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: list: %s",
-                  sqlite3_errmsg(s->db));
-    ret = CUSTOS_OK;
+    return rows_end(s, st, rc, r2, "list");
 out:
     custos_sq_done(st);
     return ret;
@@ -194,11 +214,7 @@ custos_err custos_sq_cert_insert(void *ctx, const custos_store_cert *c)
           custos_sq_bind_text(st, 5, c->issuer) | sqlite3_bind_int(st, 6, c->mock ? 1 : 0) |
           sqlite3_bind_int64(st, 7, c->not_after) | sqlite3_bind_int64(st, 8, c->created) |
           custos_sq_bind_blob(st, 9, c->der, c->der_len);
-    if (rc != SQLITE_OK) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "certificate");
-    }
-    return custos_sq_exec(s, st, CUSTOS_ERR_DUPLICATE, "certificate");
+    return exec_bound(s, st, rc, CUSTOS_ERR_DUPLICATE, "certificate");
 }
 
 static custos_err read_cert(custos_store_cert *c, sqlite3_stmt *st)
@@ -242,26 +258,19 @@ custos_err custos_sq_cert_list_by_request(void *ctx, const char *request_id,
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_cert c;
-    int rc;
+    int rc = SQLITE_DONE, r2 = 0;
     memset(&c, 0, sizeof(c));
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_CERT_LIST));
     CUSTOS_ENSURE(custos_sq_bind_text(st, 1, request_id) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store",
                   "bind");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int r2;
-        CUSTOS_GUARD(read_cert(&c, st));
-        r2 = cb(&c, cb_ctx);
+    while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r2 = read_cert(&c, st);
+        if (r2 >= 0)
+            r2 = cb(&c, cb_ctx);
         custos_store_cert_clear(&c);
-        if (r2 != 0) {
-            ret = r2 < 0 ? r2 : CUSTOS_OK;
-            goto out;
-        }
     }
-    CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: certificates: %s",
-                  sqlite3_errmsg(s->db));
-    ret = CUSTOS_OK;
+    return rows_end(s, st, rc, r2, "certificates");
 out:
-    custos_store_cert_clear(&c);
     custos_sq_done(st);
     return ret;
 }
@@ -287,13 +296,15 @@ custos_err custos_sq_audit_append(void *ctx, const custos_store_audit *a)
     custos_err ret = custos_sq_stmt(&st, s, S_AUDIT_APPEND);
     if (ret < 0)
         return ret;
-    if (sqlite3_bind_int64(st, 1, a->seq) | sqlite3_bind_int64(st, 2, a->time) |
-        custos_sq_bind_text(st, 3, a->actor) | custos_sq_bind_text(st, 4, a->from) | custos_sq_bind_text(st, 5, a->action) |
-        custos_sq_bind_text(st, 6, a->object) | custos_sq_bind_text(st, 7, a->detail) | custos_sq_bind_blob(st, 8, a->hash, 32)) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "audit");
-    }
-    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, "audit");
+    return exec_bound(s, st,
+                      sqlite3_bind_int64(st, 1, a->seq) | sqlite3_bind_int64(st, 2, a->time) |
+                          custos_sq_bind_text(st, 3, a->actor) |
+                          custos_sq_bind_text(st, 4, a->from) |
+                          custos_sq_bind_text(st, 5, a->action) |
+                          custos_sq_bind_text(st, 6, a->object) |
+                          custos_sq_bind_text(st, 7, a->detail) |
+                          custos_sq_bind_blob(st, 8, a->hash, 32),
+                      CUSTOS_ERR_EXISTS, "audit");
 }
 
 custos_err custos_sq_audit_last(void *ctx, int64_t *out_seq, uint8_t out_hash[32])
@@ -326,11 +337,10 @@ custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ct
     sq *s = ctx;
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    int rc;
+    int rc = SQLITE_DONE, r2 = 0;
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_AUDIT_ITER));
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         custos_store_audit a;
-        int r2;
         memset(&a, 0, sizeof(a));
         a.seq = sqlite3_column_int64(st, 0);
         a.time = sqlite3_column_int64(st, 1);
@@ -342,14 +352,8 @@ custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ct
         if (sqlite3_column_bytes(st, 7) == 32)
             memcpy(a.hash, sqlite3_column_blob(st, 7), 32);
         r2 = cb(&a, cb_ctx);
-        if (r2 != 0) {
-            ret = r2 < 0 ? r2 : CUSTOS_OK;
-            goto out;
-        }
     }
-    CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: audit: %s",
-                  sqlite3_errmsg(s->db));
-    ret = CUSTOS_OK;
+    return rows_end(s, st, rc, r2, "audit");
 out:
     custos_sq_done(st);
     return ret;

@@ -25,96 +25,7 @@
 #include "internal/format.h"
 #include "internal/util.h"
 #include "support/device_fixture.h"
-
-static const custos_alg P256_2[] = {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P256};
-
-static int setup(void **state)
-{
-    dfx *f = calloc(1, sizeof(*f));
-    if (f == NULL || dfx_init(f) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    dfx *f = *state;
-    dfx_free(f);
-    free(f);
-    return 0;
-}
-
-/* Make the initial request on @p f's device; returns the .mcpr. */
-static uint8_t *do_request(const dfx *f, size_t *len, const custos_alg *algs, size_t n,
-                           const char *serial)
-{
-    custos_package *pkg = NULL;
-    custos_request_options o = CUSTOS_REQUEST_OPTIONS_INIT;
-    uint8_t *req = NULL;
-    static const custos_meta meta[] = {{"site", "line 3"}};
-
-    assert_int_equal(dfx_package_open(&pkg, f, "controller", algs, n), 0);
-    o.component = "controller";
-    o.identity.serial = serial;
-    o.identity.model = "X2";
-    o.identity.firmware = "1.0.0";
-    o.identity.metadata = meta;
-    o.identity.metadata_count = 1;
-    assert_int_equal(custos_device_request(&req, len, f->port, pkg, &o), 0);
-    assert_non_null(req);
-    custos_package_free(pkg);
-    return req;
-}
-
-/* Request + answer + install; returns the install result. */
-static void provision(const dfx *f, const custos_alg *algs, size_t n, const char *serial,
-                      custos_install_result *res)
-{
-    size_t rl = 0, pl = 0;
-    uint8_t *req = do_request(f, &rl, algs, n, serial);
-    uint8_t *prof = NULL;
-    assert_int_equal(dfx_profile(&prof, &pl, f, req, rl, NULL), 0);
-    assert_int_equal(custos_device_install(res, f->port, prof, pl), 0);
-    uint8_t digest[32];
-    custos_sha256(digest, prof, pl);
-    assert_memory_equal(digest, res->profile_sha256, 32);
-    free(req);
-    free(prof);
-}
-
-static void check_sign(const custos_device *dev, const char *tmpl)
-{
-    static const uint8_t msg[] = "infusion rate 5 ml/h";
-    uint8_t sig[512];
-    size_t sig_len = 0;
-    custos_key_info ki;
-    const unsigned char *p = NULL;
-    X509 *cert = NULL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-
-    assert_int_equal(custos_device_sign(sig, sizeof(sig), &sig_len, dev, tmpl, msg, sizeof(msg)),
-                     0);
-    assert_true(sig_len > 0);
-    for (size_t i = 0; i < custos_device_key_count(dev); i++) {
-        assert_int_equal(custos_device_key(&ki, dev, i), 0);
-        if (strcmp(ki.template_name, tmpl) == 0)
-            break;
-    }
-    p = ki.cert_der;
-    cert = d2i_X509(NULL, &p, (long)ki.cert_der_len);
-    assert_non_null(cert);
-    EVP_PKEY *pub = X509_get0_pubkey(cert);
-    /* SHA-256 for every curve and RSA (what `openssl dgst -sha256` checks). */
-    const EVP_MD *h = custos_key_alg(pub) == CUSTOS_ALG_ED25519 ? NULL : EVP_sha256();
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, h, NULL, pub), 1);
-    assert_int_equal(EVP_DigestVerify(md, sig, sig_len, msg, sizeof(msg)), 1);
-    /* A changed message does not verify. */
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, h, NULL, pub), 1);
-    assert_int_not_equal(EVP_DigestVerify(md, sig, sig_len, msg, sizeof(msg) - 2), 1);
-    EVP_MD_CTX_free(md);
-    X509_free(cert);
-}
+#include "support/device_steps.h"
 
 static void test_full_flow(void **state)
 {
@@ -126,7 +37,7 @@ static void test_full_flow(void **state)
     char *status = NULL;
 
     /* The package sits in storage until the request removes it. */
-    assert_int_equal(dfx_package(&pkg_der, &pkg_len, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package(&pkg_der, &pkg_len, f, "controller", DS_P256_2, 2), 0);
     assert_int_equal(f->port->storage_write(CUSTOS_OBJ_PACKAGE, pkg_der, pkg_len, f->port->ctx),
                      0);
     free(pkg_der);
@@ -135,7 +46,7 @@ static void test_full_flow(void **state)
     assert_non_null(strstr(status, "\"state\":\"empty\""));
     free(status);
 
-    uint8_t *req = do_request(f, &rl, P256_2, 2, "SN-1001");
+    uint8_t *req = ds_do_request(f, &rl, DS_P256_2, 2, "SN-1001");
     assert_false(dfx_exists(f, CUSTOS_OBJ_PACKAGE));
     assert_true(dfx_exists(f, CUSTOS_OBJ_IDENTITY));
     assert_true(dfx_exists(f, CUSTOS_OBJ_REQUEST));
@@ -190,8 +101,8 @@ static void test_full_flow(void **state)
     size_t root_len = 0;
     assert_int_equal(custos_device_root(&root, &root_len, dev, 0), 0);
     assert_true(root_len > 0);
-    check_sign(dev, "t0");
-    check_sign(dev, "t1");
+    ds_check_sign(dev, "t0");
+    ds_check_sign(dev, "t1");
     uint8_t sig[8];
     size_t sig_len = 0;
     assert_int_equal(custos_device_sign(sig, sizeof(sig), &sig_len, dev, "t0",
@@ -216,7 +127,7 @@ static void test_full_flow(void **state)
     /* A provisioned device refuses a new initial request. */
     custos_package *pkg = NULL;
     custos_request_options o = CUSTOS_REQUEST_OPTIONS_INIT;
-    assert_int_equal(dfx_package_open(&pkg, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package_open(&pkg, f, "controller", DS_P256_2, 2), 0);
     o.component = "controller";
     o.identity.serial = "SN-1001";
     assert_int_equal(custos_device_request(NULL, NULL, f->port, pkg, &o), CUSTOS_ERR_STATE);
@@ -239,7 +150,7 @@ static void test_rotate_refuses_planted_identity(void **state)
     size_t enc_len = 0, rl = 0, back_len = 0;
 
     assert_int_equal(dfx_init_peer(&peer, f), 0);
-    provision(&peer, P256_2, 2, "SN-PLANT", &res);
+    ds_provision(&peer, DS_P256_2, 2, "SN-PLANT", &res);
     assert_int_equal(custos_device_open(&dev, peer.port, NULL), 0);
     assert_non_null(forged);
     snprintf(forged->system, sizeof(forged->system), "%s", custos_device_system(dev));
@@ -288,12 +199,12 @@ static void test_algorithms(void **state)
         custos_key_info ki;
         SSL_CTX *ctx = NULL;
         assert_int_equal(dfx_init_peer(&peer, f), 0);
-        provision(&peer, algs[i], 2, "SN-ALG", &res);
+        ds_provision(&peer, algs[i], 2, "SN-ALG", &res);
         assert_int_equal(custos_device_open(&dev, peer.port, NULL), 0);
         assert_int_equal(custos_device_key(&ki, dev, 0), 0);
         assert_int_equal(ki.alg, algs[i][0]);
-        check_sign(dev, "t0");
-        check_sign(dev, "t1");
+        ds_check_sign(dev, "t0");
+        ds_check_sign(dev, "t1");
         assert_int_equal(custos_device_ssl_ctx(&ctx, dev, "t0"), 0);
         SSL_CTX_free(ctx);
         custos_device_free(dev);
@@ -310,7 +221,7 @@ static void test_request_refusals(void **state)
     size_t len = 1;
     char long_model[80];
 
-    assert_int_equal(dfx_package_open(&pkg, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package_open(&pkg, f, "controller", DS_P256_2, 2), 0);
     o.component = "pump";
     o.identity.serial = "SN-1";
     assert_int_equal(custos_device_request(&req, &len, f->port, pkg, &o),
@@ -358,7 +269,7 @@ static void test_request_refusals(void **state)
     uint8_t *der = NULL;
     size_t dl = 0;
     custos_package *p2 = (custos_package *)1;
-    assert_int_equal(dfx_package(&der, &dl, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package(&der, &dl, f, "controller", DS_P256_2, 2), 0);
     assert_int_equal(custos_package_open(&p2, der, dl, "wrong", 5, NULL), CUSTOS_ERR_PASSPHRASE);
     assert_null(p2);
     assert_int_equal(custos_package_open(&p2, der, dl, FX_PASSPHRASE, strlen(FX_PASSPHRASE),
@@ -409,10 +320,10 @@ static void test_install_mismatch(void **state)
     /* Nothing pending. */
     expect_refused(f, (const uint8_t *)"x", 1, CUSTOS_ERR_STATE, "no pending request");
 
-    uint8_t *req = do_request(f, &rl, P256_2, 2, "SN-2001");
+    uint8_t *req = ds_do_request(f, &rl, DS_P256_2, 2, "SN-2001");
     /* Another device's request and profile (same system, other serial). */
     assert_int_equal(dfx_init_peer(&peer, f), 0);
-    uint8_t *preq = do_request(&peer, &prl, P256_2, 2, "SN-2002");
+    uint8_t *preq = ds_do_request(&peer, &prl, DS_P256_2, 2, "SN-2002");
     assert_int_equal(dfx_profile(&prof, &pl, f, preq, prl, NULL), 0);
     expect_refused(f, prof, pl, CUSTOS_ERR_MISMATCH, "another device (serial SN-2002)");
     free(prof);
@@ -421,7 +332,7 @@ static void test_install_mismatch(void **state)
     dfx_free_peer(&peer);
     assert_int_equal(dfx_init_peer(&peer, f), 0);
     free(preq);
-    preq = do_request(&peer, &prl, P256_2, 2, "SN-2001");
+    preq = ds_do_request(&peer, &prl, DS_P256_2, 2, "SN-2001");
     assert_int_equal(dfx_profile(&prof, &pl, f, preq, prl, NULL), 0);
     expect_refused(f, prof, pl, CUSTOS_ERR_MISMATCH, "not the pending request");
     free(prof);
@@ -469,7 +380,7 @@ static void test_locked_to_device(void **state)
     uint8_t other[32];
     char *status = NULL;
 
-    provision(f, P256_2, 2, "SN-3001", &res);
+    ds_provision(f, DS_P256_2, 2, "SN-3001", &res);
     /* Another device secret: the identity no longer opens. */
     assert_int_equal(RAND_bytes(other, sizeof(other)), 1);
     assert_int_equal(unlink(f->secret_file), 0);
@@ -501,7 +412,7 @@ static void test_mock(void **state)
     o.allow_mock = 1;
     assert_int_equal(custos_device_open(&dev, f->port, &o), 0);
     assert_true(custos_device_is_mock(dev));
-    check_sign(dev, "t0");
+    ds_check_sign(dev, "t0");
     uint8_t *req = NULL;
     size_t rl = 0;
     assert_int_equal(custos_device_rotate(&req, &rl, dev, NULL), CUSTOS_ERR_MOCK);
@@ -533,10 +444,10 @@ static void rotate_once(const dfx *f, int same_keys)
     assert_non_null(strstr(status, "\"state\":\"rotating\""));
     free(status);
     /* The current identity keeps working while the request is pending. */
-    check_sign(dev, "t0");
+    ds_check_sign(dev, "t0");
     custos_device_free(dev);
     assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
-    check_sign(dev, "t0");
+    ds_check_sign(dev, "t0");
 
     custos_request_doc *rd = NULL;
     custos_trust t = fx_trust(&f->pki);
@@ -553,8 +464,8 @@ static void rotate_once(const dfx *f, int same_keys)
     assert_int_equal(custos_device_open(&dev2, f->port, NULL), 0);
     assert_string_equal(custos_device_id(dev2), custos_device_id(dev));
     assert_int_equal(custos_device_key(&after, dev2, 0), 0);
-    check_sign(dev2, "t0");
-    check_sign(dev2, "t1");
+    ds_check_sign(dev2, "t0");
+    ds_check_sign(dev2, "t1");
 
     const unsigned char *p1 = old_cert, *p2 = after.cert_der;
     X509 *c1 = d2i_X509(NULL, &p1, (long)old_len);
@@ -589,7 +500,7 @@ static void test_install_resumes(void **state)
     size_t rl = 0, pl = 0, old_len = 0, prev_len = 0;
     const custos_port *port = f->port;
 
-    provision(f, P256_2, 2, "SN-RESUME", &res);
+    ds_provision(f, DS_P256_2, 2, "SN-RESUME", &res);
     assert_int_equal(port->storage_read(old, sizeof(old), &old_len, CUSTOS_OBJ_PROFILE, port->ctx),
                      0);
     assert_int_equal(custos_device_open(&dev, port, NULL), 0);
@@ -608,7 +519,7 @@ static void test_install_resumes(void **state)
     assert_int_equal(prev_len, old_len);
     assert_memory_equal(prev, old, old_len); /* the real previous generation */
     assert_int_equal(custos_device_open(&dev, port, NULL), 0);
-    check_sign(dev, "t0");
+    ds_check_sign(dev, "t0");
     custos_device_free(dev);
     free(req);
     free(prof);
@@ -618,7 +529,7 @@ static void test_rotation(void **state)
 {
     dfx *f = *state;
     custos_install_result res;
-    provision(f, P256_2, 2, "SN-4001", &res);
+    ds_provision(f, DS_P256_2, 2, "SN-4001", &res);
     rotate_once(f, 0);
     rotate_once(f, 1);
     rotate_once(f, 0);
@@ -640,7 +551,7 @@ static void test_rotation(void **state)
     free(r2);
     free(prof);
     assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
-    check_sign(dev, "t1");
+    ds_check_sign(dev, "t1");
 
     /* Two handles: the later rotation replaces the earlier pending one and
      * its answer installs; the previous generation still opens. */
@@ -657,7 +568,7 @@ static void test_rotation(void **state)
     free(r2);
     free(prof);
     assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
-    check_sign(dev, "t0");
+    ds_check_sign(dev, "t0");
     custos_device_free(dev);
 }
 
@@ -670,7 +581,7 @@ static void test_inspect(void **state)
     custos_package_doc *doc = NULL;
     char *b64 = NULL;
 
-    assert_int_equal(dfx_package(&pkg, &pkl, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package(&pkg, &pkl, f, "controller", DS_P256_2, 2), 0);
     assert_int_equal(custos_inspect(&json, pkg, pkl), 0);
     assert_non_null(strstr(json, "\"kind\":\"package\""));
     assert_non_null(strstr(json, "\"signature\":true"));
@@ -686,7 +597,7 @@ static void test_inspect(void **state)
     custos_package_doc_free(doc);
     free(json);
 
-    req = do_request(f, &rl, P256_2, 2, "SN-5001");
+    req = ds_do_request(f, &rl, DS_P256_2, 2, "SN-5001");
     assert_int_equal(custos_inspect(&json, req, rl), 0);
     assert_non_null(strstr(json, "\"kind\":\"request\""));
     assert_non_null(strstr(json, "\"proof_of_possession\":true"));
@@ -726,214 +637,6 @@ static void test_inspect(void **state)
 /* A server-like certificate under @p ca: CN @p cn, EKU @p eku (0: none) and,
  * when @p san is not NULL, a subjectAltName such as "DNS:custos.example"
  * (testca has no SAN option: add it and re-sign). */
-static void issue_server(testca_cert *out, const testca_cert *ca, const char *cn, int eku,
-                         const char *san)
-{
-    testca_opts o;
-    memset(&o, 0, sizeof(o));
-    o.cn = cn;
-    o.eku_nid = eku;
-    assert_int_equal(testca_issue(out, ca, &o), 0);
-    if (san == NULL)
-        return;
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, ca->cert, out->cert, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, san);
-    assert_non_null(ext);
-    assert_int_equal(X509_add_ext(out->cert, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(out->cert, ca->key, EVP_sha256()) > 0);
-    /* Re-parse so that no extension data cached before the edit survives. */
-    unsigned char *der = NULL;
-    int n = i2d_X509(out->cert, &der);
-    assert_true(n > 0);
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, n);
-    OPENSSL_free(der);
-    assert_non_null(x);
-    X509_free(out->cert);
-    out->cert = x;
-}
-
-/* One in-memory handshake: the device's SSL_CTX against a server that
- * requires a client certificate chaining to the fixture root. @p host, when
- * not NULL, overrides the expected server name on the client's SSL. */
-static int handshake_to(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv,
-                        const char *host, int *client_ok)
-{
-    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-    SSL *c = NULL, *s = NULL;
-    BIO *cb = NULL, *sb = NULL;
-    int done_c = 0, done_s = 0;
-
-    assert_non_null(sctx);
-    assert_int_equal(SSL_CTX_use_certificate(sctx, srv->cert), 1);
-    assert_int_equal(SSL_CTX_add1_chain_cert(sctx, f->pki.dev_ca.cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(sctx, srv->key), 1);
-    X509_STORE *st = testca_store(&f->pki.root);
-    SSL_CTX_set_cert_store(sctx, st);
-    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    c = SSL_new(client_ctx);
-    s = SSL_new(sctx);
-    assert_non_null(c);
-    if (host != NULL)
-        assert_int_equal(SSL_set1_host(c, host), 1);
-    assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
-    SSL_set_bio(c, cb, cb);
-    SSL_set_bio(s, sb, sb);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    for (int i = 0; i < 50 && !(done_c && done_s); i++) {
-        if (!done_c) {
-            int r = SSL_do_handshake(c);
-            if (r == 1)
-                done_c = 1;
-            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
-                break;
-        }
-        if (!done_s) {
-            int r = SSL_do_handshake(s);
-            if (r == 1)
-                done_s = 1;
-            else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
-                break;
-        }
-    }
-    *client_ok = done_c;
-    int ok = done_c && done_s && SSL_get_verify_result(s) == X509_V_OK;
-    if (ok) {
-        X509 *peer = SSL_get1_peer_certificate(s);
-        ok = peer != NULL;
-        X509_free(peer);
-    }
-    SSL_free(c);
-    SSL_free(s);
-    SSL_CTX_free(sctx);
-    ERR_clear_error();
-    return ok;
-}
-
-static int handshake(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, int *client_ok)
-{
-    return handshake_to(client_ctx, f, srv, NULL, client_ok);
-}
-
-static void test_mutual_tls(void **state)
-{
-    dfx *f = *state;
-    custos_install_result res;
-    custos_device *dev = NULL;
-    SSL_CTX *ctx = NULL;
-    testca_cert srv = {0}, foreign_root = {0}, foreign = {0};
-    int client_ok = 0;
-
-    provision(f, P256_2, 2, "SN-6001", &res);
-    assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
-    assert_int_equal(custos_device_ssl_ctx(&ctx, dev, NULL), 0);
-    /* The profile's cloud URL is https://custos.example: the server's
-     * certificate must name that host (subjectAltName). */
-    issue_server(&srv, &f->pki.dev_ca, "Custos Cloud", NID_server_auth, "DNS:custos.example");
-    assert_true(handshake(ctx, f, &srv, &client_ok));
-    /* A server outside the Root of Trust is refused by the device. */
-    assert_int_equal(testca_root(&foreign_root, "Other Root"), 0);
-    assert_int_equal(testca_leaf(&foreign, &foreign_root, "evil.example", NID_server_auth), 0);
-    assert_false(handshake(ctx, f, &foreign, &client_ok));
-    assert_false(client_ok);
-    SSL_CTX_free(ctx);
-    custos_device_free(dev);
-    testca_cert_free(&srv);
-    testca_cert_free(&foreign);
-    testca_cert_free(&foreign_root);
-}
-
-/* The device's TLS context trusts the Root of Trust only for the cloud: a
- * certificate under the same root for another name, or without the server
- * purpose, does not pass as the server. */
-static void test_tls_server_identity(void **state)
-{
-    dfx *f = *state;
-    custos_install_result res;
-    custos_device *dev = NULL;
-    SSL_CTX *ctx = NULL;
-    testca_cert good = {0}, peer = {0}, client_only = {0}, gw = {0};
-    int client_ok = 0;
-
-    provision(f, P256_2, 2, "SN-6101", &res);
-    assert_int_equal(custos_device_open(&dev, f->port, NULL), 0);
-    assert_int_equal(custos_device_ssl_ctx(&ctx, dev, NULL), 0);
-    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
-    assert_string_equal(X509_VERIFY_PARAM_get0_host(param, 0), "custos.example");
-
-    /* (a) the right host name under the root: accepted. */
-    issue_server(&good, &f->pki.dev_ca, "Custos Cloud", 0, "DNS:custos.example");
-    assert_true(handshake(ctx, f, &good, &client_ok));
-    assert_true(client_ok);
-    /* (b) another device-like certificate under the same root, no EKU, another
-     * name: refused by the device. */
-    issue_server(&peer, &f->pki.dev_ca, "SN-9999", 0, NULL);
-    assert_false(handshake(ctx, f, &peer, &client_ok));
-    assert_false(client_ok);
-    /* The right name but a client-only certificate (EKU clientAuth): refused. */
-    issue_server(&client_only, &f->pki.dev_ca, "custos.example", NID_client_auth,
-                 "DNS:custos.example");
-    assert_false(handshake(ctx, f, &client_only, &client_ok));
-    assert_false(client_ok);
-    /* A gateway: refused by default, accepted once the caller names it. */
-    issue_server(&gw, &f->pki.dev_ca, "Gateway", NID_server_auth, "DNS:gw.example");
-    assert_false(handshake(ctx, f, &gw, &client_ok));
-    assert_false(client_ok);
-    assert_true(handshake_to(ctx, f, &gw, "gw.example", &client_ok));
-    assert_true(client_ok);
-
-    SSL_CTX_free(ctx);
-    custos_device_free(dev);
-    testca_cert_free(&good);
-    testca_cert_free(&peer);
-    testca_cert_free(&client_only);
-    testca_cert_free(&gw);
-}
-
-static void check_host(const char *url, const char *want, int want_ip)
-{
-    char host[64];
-    int is_ip = -1;
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, url, "url"), 0);
-    assert_string_equal(host, want);
-    assert_int_equal(is_ip, want_ip);
-}
-
-static void test_url_host(void **state)
-{
-    (void)state;
-    char host[16];
-    int is_ip = 0;
-
-    check_host("https://custos.example", "custos.example", 0);
-    check_host("https://custos.example:8443/api/v1?x=1", "custos.example", 0);
-    check_host("http://custos.example/", "custos.example", 0);
-    check_host("https://user:pw@custos.example:1/p", "custos.example", 0);
-    check_host("https://custos.example#frag", "custos.example", 0);
-    check_host("https://192.0.2.7:8443/x", "192.0.2.7", 1);
-    check_host("https://[2001:db8::1]:8443/x", "2001:db8::1", 1);
-    check_host("https://[::1]", "::1", 1);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "custos.example", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://:443/x", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[::1/x", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[::1]x/", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip, "https://[gw.example]/", "url"),
-                     CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_url_host(host, sizeof(host), &is_ip,
-                                     "https://a-much-too-long-host-name.example/", "url"),
-                     CUSTOS_ERR_TOO_LARGE);
-    assert_string_equal(host, "");
-}
-
 #ifdef CUSTOS_TEST_HOOKS
 static void test_expiry(void **state)
 {
@@ -948,7 +651,7 @@ static void test_expiry(void **state)
 
     /* The port's clock decides: a year later the package has expired. */
     snprintf(fake, sizeof(fake), "%lld", (long long)(f->pki.now + 400 * 86400));
-    assert_int_equal(dfx_package(&der, &dl, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package(&der, &dl, f, "controller", DS_P256_2, 2), 0);
     po.port = f->port;
     setenv("CUSTOS_FAKE_NOW", fake, 1);
     assert_int_equal(custos_package_open(&pkg, der, dl, FX_PASSPHRASE, strlen(FX_PASSPHRASE), &po),
@@ -957,7 +660,7 @@ static void test_expiry(void **state)
     free(der);
 
     /* A profile whose certificates are not valid at the device's time changes nothing. */
-    req = do_request(f, &rl, P256_2, 2, "SN-7001");
+    req = ds_do_request(f, &rl, DS_P256_2, 2, "SN-7001");
     assert_int_equal(dfx_profile(&prof, &pl, f, req, rl, NULL), 0);
     snprintf(fake, sizeof(fake), "%lld", (long long)(f->pki.now - 86400));
     setenv("CUSTOS_FAKE_NOW", fake, 1);
@@ -987,7 +690,7 @@ static void test_expiry(void **state)
     /* Inspect of an expired package: signatures still checked, valid_now false. */
     fx_pki_free(&f->pki);
     assert_int_equal(fx_pki_init(&f->pki, (int64_t)time(NULL) - 60), 0);
-    assert_int_equal(dfx_package(&der, &dl, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package(&der, &dl, f, "controller", DS_P256_2, 2), 0);
     assert_int_equal(custos_inspect(&json, der, dl), 0);
     assert_non_null(strstr(json, "\"valid_now\":false"));
     assert_non_null(strstr(json, "\"signature\":true"));
@@ -1044,7 +747,7 @@ static void test_port_failure_named(void **state)
     fp.port.storage_remove = failing_storage_remove;
     fp.port.clock = failing_clock;
     fp.port.ctx = &fp;
-    assert_int_equal(dfx_package_open(&pkg, f, "controller", P256_2, 2), 0);
+    assert_int_equal(dfx_package_open(&pkg, f, "controller", DS_P256_2, 2), 0);
     o.component = "controller";
     o.identity.serial = "SN-8001";
     assert_int_equal(custos_device_request(NULL, NULL, &fp.port, pkg, &o), CUSTOS_ERR_IO);
@@ -1059,23 +762,21 @@ static void test_port_failure_named(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate_refuses_planted_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_algorithms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locked_to_device, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_resumes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inspect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mutual_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tls_server_identity, setup, teardown),
-        cmocka_unit_test(test_url_host),
+        cmocka_unit_test_setup_teardown(test_full_flow, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_refuses_planted_identity, ds_setup,
+                                        ds_teardown),
+        cmocka_unit_test_setup_teardown(test_algorithms, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_request_refusals, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_install_mismatch, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_locked_to_device, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_mock, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_rotation, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_install_resumes, ds_setup, ds_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect, ds_setup, ds_teardown),
 #ifdef CUSTOS_TEST_HOOKS /* moves the clock with CUSTOS_FAKE_NOW */
-        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, ds_setup, ds_teardown),
 #endif
-        cmocka_unit_test_setup_teardown(test_port_failure_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_failure_named, ds_setup, ds_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

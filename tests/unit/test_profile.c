@@ -252,32 +252,31 @@ static void test_strict_json(void **state)
     assert_string_equal(custos_error_last()->field, "issued");
 }
 
+/* One flipped copy for fx_count_accepted_flips: 0 when it is accepted. */
+static int decode_flipped(const uint8_t *der, size_t len, void *ctx)
+{
+    st *s = ctx;
+    custos_trust t = fx_trust(&s->pki);
+    custos_profile_doc *d = NULL;
+
+    if (custos_profile_decode(&d, der, len, &t) != 0) {
+        assert_null(d);
+        return -1;
+    }
+    assert_string_equal(d->device_id, s->doc->device_id);
+    assert_memory_equal(d->request_sha256, s->doc->request_sha256, 32);
+    custos_profile_doc_free(d);
+    return 0;
+}
+
 static void test_flipped_bytes(void **state)
 {
     st *s = *state;
-    uint8_t *copy = malloc(s->len);
-    custos_trust t = fx_trust(&s->pki);
-    custos_profile_doc *d = NULL;
-    size_t accepted = 0;
 
-    assert_non_null(copy);
-    for (size_t i = 0; i < s->len; i++) {
-        memcpy(copy, s->der, s->len);
-        copy[i] ^= 0x41;
-        if (custos_profile_decode(&d, copy, s->len, &t) == 0) {
-            assert_string_equal(d->device_id, s->doc->device_id);
-            assert_memory_equal(d->request_sha256, s->doc->request_sha256, 32);
-            custos_profile_doc_free(d);
-            d = NULL;
-            accepted++;
-        }
-        assert_null(d);
-    }
     /* Not one byte may change unnoticed: the verifier also pins the
      * CMS version numbers and signatureAlgorithm and refuses carried
      * certificates that its verification did not use. */
-    assert_int_equal(accepted, 0);
-    free(copy);
+    assert_int_equal(fx_count_accepted_flips(s->der, s->len, decode_flipped, s), 0);
 }
 
 static void test_trailing_and_size(void **state)

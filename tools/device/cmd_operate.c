@@ -12,6 +12,27 @@
 #define SIGN_INPUT_MAX (64u * 1024u * 1024u)
 #define SIG_CAP 512
 
+/* Open the device files, then load the provisioned device from them;
+ * *dev_open tells whether @p dev was opened (and needs closing). */
+static custos_err open_and_load(custos_device **d, cli_device *dev, int *dev_open,
+                                const cli_args *a)
+{
+    custos_err ret = cli_device_open(dev, a, 0);
+    if (ret < 0)
+        return ret;
+    *dev_open = 1;
+    return cli_device_load(d, dev, a);
+}
+
+/* A command's end: free @p d, close @p dev when open, exit status for @p ret. */
+static int finish(custos_err ret, custos_device *d, cli_device *dev, int dev_open)
+{
+    custos_device_free(d);
+    if (dev_open)
+        cli_device_close(dev);
+    return ret < 0 ? cli_fail(ret) : 0;
+}
+
 int cmd_status(const cli_args *a)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -53,12 +74,9 @@ int cmd_status(const cli_args *a)
     }
     ret = CUSTOS_OK;
 out:
-    custos_device_free(d);
     json_decref(j);
     free(json);
-    if (dev_open)
-        cli_device_close(&dev);
-    return ret < 0 ? cli_fail(ret) : 0;
+    return finish(ret, d, &dev, dev_open);
 }
 
 int cmd_sign(const cli_args *a)
@@ -73,11 +91,7 @@ int cmd_sign(const cli_args *a)
     ret = cli_read_file(&data, &len, cli_get(a, "in"), SIGN_INPUT_MAX, "in");
     if (ret < 0)
         goto out;
-    ret = cli_device_open(&dev, a, 0);
-    if (ret < 0)
-        goto out;
-    dev_open = 1;
-    ret = cli_device_load(&d, &dev, a);
+    ret = open_and_load(&d, &dev, &dev_open, a);
     if (ret < 0)
         goto out;
     ret = custos_device_sign(sig, sizeof(sig), &sig_len, d, cli_get(a, "key"), data, len);
@@ -90,11 +104,8 @@ int cmd_sign(const cli_args *a)
            custos_device_id(d), cli_get(a, "out"), sig_len);
     ret = CUSTOS_OK;
 out:
-    custos_device_free(d);
     free(data);
-    if (dev_open)
-        cli_device_close(&dev);
-    return ret < 0 ? cli_fail(ret) : 0;
+    return finish(ret, d, &dev, dev_open);
 }
 
 int cmd_rotate(const cli_args *a)
@@ -116,11 +127,7 @@ int cmd_rotate(const cli_args *a)
     opts.firmware = cli_get(a, "firmware");
     opts.metadata = n_meta > 0 ? meta : NULL;
     opts.metadata_count = n_meta;
-    ret = cli_device_open(&dev, a, 0);
-    if (ret < 0)
-        goto out;
-    dev_open = 1;
-    ret = cli_device_load(&d, &dev, a);
+    ret = open_and_load(&d, &dev, &dev_open, a);
     if (ret < 0)
         goto out;
     ret = custos_device_rotate(&mcpr, &mcpr_len, d, &opts);
@@ -136,11 +143,8 @@ int cmd_rotate(const cli_args *a)
     printf("the current identity stays in use until the answer is installed\n");
     ret = CUSTOS_OK;
 out:
-    custos_device_free(d);
     free(mcpr);
-    if (dev_open)
-        cli_device_close(&dev);
-    return ret < 0 ? cli_fail(ret) : 0;
+    return finish(ret, d, &dev, dev_open);
 }
 
 static custos_err write_cert_pem(const char *path, const uint8_t *der, size_t der_len)
@@ -177,11 +181,7 @@ int cmd_export_cert(const cli_args *a)
     const char *tmpl = cli_get(a, "key");
     int found = 0;
     memset(&info, 0, sizeof(info));
-    ret = cli_device_open(&dev, a, 0);
-    if (ret < 0)
-        goto out;
-    dev_open = 1;
-    ret = cli_device_load(&d, &dev, a);
+    ret = open_and_load(&d, &dev, &dev_open, a);
     if (ret < 0)
         goto out;
     for (size_t i = 0; i < custos_device_key_count(d) && !found; i++) {
@@ -202,8 +202,5 @@ int cmd_export_cert(const cli_args *a)
            cli_get(a, "out"));
     ret = CUSTOS_OK;
 out:
-    custos_device_free(d);
-    if (dev_open)
-        cli_device_close(&dev);
-    return ret < 0 ? cli_fail(ret) : 0;
+    return finish(ret, d, &dev, dev_open);
 }

@@ -97,7 +97,7 @@ static custos_err fsync_dir_of(const char *path)
     memcpy(dir, path, n + 1);
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
-        strcpy(dir, ".");
+        memcpy(dir, ".", 2);
     else if (slash == dir)
         dir[1] = '\0';
     else

@@ -276,6 +276,23 @@ char *fx_replace(const char *s, const char *from, const char *to)
     return r;
 }
 
+size_t fx_count_accepted_flips(const uint8_t *der, size_t len, fx_decode_fn decode, void *ctx)
+{
+    uint8_t *copy = malloc(len);
+    size_t accepted = 0;
+
+    if (copy == NULL)
+        return SIZE_MAX;
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, der, len);
+        copy[i] ^= 0x41;
+        if (decode(copy, len, ctx) == 0)
+            accepted++;
+    }
+    free(copy);
+    return accepted;
+}
+
 int fx_find_cert(size_t *off, size_t *len, const uint8_t *der, size_t der_len, const X509 *x)
 {
     unsigned char *c = NULL;

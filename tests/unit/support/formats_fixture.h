@@ -54,6 +54,12 @@ char *fx_content(const uint8_t *der, size_t len);
 /* Replace the first occurrence of @p from in @p s by @p to; new malloc'd string or NULL. */
 char *fx_replace(const char *s, const char *from, const char *to);
 
+/* Decode @p der (@p len bytes) and free what it yields; 0 when accepted. */
+typedef int (*fx_decode_fn)(const uint8_t *der, size_t len, void *ctx);
+/* Flip each byte of @p der in turn (XOR 0x41) and hand the copy to @p decode;
+ * the number of flipped copies accepted, or SIZE_MAX when out of memory. */
+size_t fx_count_accepted_flips(const uint8_t *der, size_t len, fx_decode_fn decode, void *ctx);
+
 /* Offset and length of @p x's DER inside @p der; 0 or -1 when absent. */
 int fx_find_cert(size_t *off, size_t *len, const uint8_t *der, size_t der_len, const X509 *x);
 
