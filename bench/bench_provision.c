@@ -108,18 +108,18 @@ int main(int argc, char **argv)
 
     custos_err r;
     custos_engine *eng = NULL;
-    custos_actor actor = { "bench", "local" };
+    custos_actor actor = {"bench", "local"};
     if ((r = custos_engine_init(data)) < 0)
         die("init", r);
     if ((r = custos_engine_open(&eng, data)) < 0)
         die("open", r);
-    if ((r = custos_engine_system_create(eng, (const uint8_t *)SYSTEM_JSON,
-                                         strlen(SYSTEM_JSON), &actor)) < 0)
+    if ((r = custos_engine_system_create(eng, (const uint8_t *)SYSTEM_JSON, strlen(SYSTEM_JSON),
+                                         &actor)) < 0)
         die("system create", r);
     uint8_t *pkg_der = NULL;
     size_t pkg_len = 0;
-    if ((r = custos_engine_package_create(&pkg_der, &pkg_len, eng, "bench", "pw", 2, 30,
-                                          &actor)) < 0)
+    if ((r = custos_engine_package_create(&pkg_der, &pkg_len, eng, "bench", "pw", 2, 30, &actor)) <
+        0)
         die("package create", r);
     custos_package *pkg = NULL;
     if ((r = custos_package_open(&pkg, pkg_der, pkg_len, "pw", 2, NULL)) < 0)
@@ -146,8 +146,8 @@ int main(int argc, char **argv)
         ro.identity.serial = serial;
         ro.flags = CUSTOS_REQUEST_KEEP_PACKAGE;
         double t0 = now_s();
-        if ((r = custos_device_request(&reqs[i], &req_lens[i], custos_port_posix_get(posix),
-                                       pkg, &ro)) < 0)
+        if ((r = custos_device_request(&reqs[i], &req_lens[i], custos_port_posix_get(posix), pkg,
+                                       &ro)) < 0)
             die("device request", r);
         t_dev += now_s() - t0;
         custos_port_posix_free(posix);
@@ -189,8 +189,9 @@ int main(int argc, char **argv)
     limit = 1.0 / (2.0 / sign_rate + 3.0 / verify_rate);
 
     printf("custos bench: provisioning (one P-256 certificate), n=%d, store on %s\n", n, base);
-    printf("  raw ECDSA P-256 (OpenSSL, this run, mean of before and after):  sign %.0f/s  verify %.0f/s\n", sign_rate,
-           verify_rate);
+    printf("  raw ECDSA P-256 (OpenSSL, this run, mean of before and after):  sign %.0f/s  verify "
+           "%.0f/s\n",
+           sign_rate, verify_rate);
     printf("  crypto-only limit (2 sign + 3 verify):  %.0f provisionings/s\n", limit);
     printf("  engine measured:  %.0f provisionings/s  (import %.3f ms + approve %.3f ms each)\n",
            engine_rate, 1e3 * t_import / n, 1e3 * t_approve / n);

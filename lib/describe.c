@@ -85,8 +85,8 @@ custos_err custos_describe_cert(json_t **out, X509 *cert)
     CUSTOS_GUARD(custos_describe_set(o, "not_before", custos_describe_time(nb)));
     CUSTOS_GUARD(custos_describe_set(o, "not_after", custos_describe_time(na)));
     CUSTOS_GUARD(custos_describe_set(o, "sha256", json_string(hex)));
-    CUSTOS_GUARD(custos_describe_set(o, "algorithm", alg != NULL ? json_string(alg)
-                                                                 : json_string("other")));
+    CUSTOS_GUARD(
+        custos_describe_set(o, "algorithm", alg != NULL ? json_string(alg) : json_string("other")));
     *out = o;
     o = NULL;
     ret = 0;

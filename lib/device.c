@@ -121,8 +121,8 @@ custos_err custos_device_open(custos_device **out, const custos_port *port,
                   "options", "unknown device options version %u",
                   opts != NULL ? opts->version : 0u);
     allow_mock = opts != NULL && opts->allow_mock;
-    custos_err r = custos_dev_read(&prof, &prof_len, port, CUSTOS_OBJ_PROFILE,
-                                   CUSTOS_MAX_PROFILE_SIZE);
+    custos_err r =
+        custos_dev_read(&prof, &prof_len, port, CUSTOS_OBJ_PROFILE, CUSTOS_MAX_PROFILE_SIZE);
     CUSTOS_ENSURE(r != CUSTOS_ERR_NOT_FOUND, CUSTOS_ERR_STATE, "profile",
                   "the device is not provisioned (no installed profile)");
     CUSTOS_GUARD(r);
@@ -269,8 +269,8 @@ custos_err custos_device_sign(uint8_t *out, size_t cap, size_t *out_len, const c
     CUSTOS_ENSURE(EVP_DigestSignInit(md, NULL, e->alg == CUSTOS_ALG_ED25519 ? NULL : EVP_sha256(),
                                      NULL, e->key) == 1,
                   CUSTOS_ERR_INTERNAL, "sign", "cannot start signing with %s", tmpl);
-    CUSTOS_ENSURE(EVP_DigestSign(md, NULL, &sig_len, data, len) == 1, CUSTOS_ERR_INTERNAL,
-                  "sign", "cannot size the signature");
+    CUSTOS_ENSURE(EVP_DigestSign(md, NULL, &sig_len, data, len) == 1, CUSTOS_ERR_INTERNAL, "sign",
+                  "cannot size the signature");
     CUSTOS_ENSURE(sig_len <= cap, CUSTOS_ERR_TOO_LARGE, "out",
                   "the signature needs up to %zu bytes; the buffer has %zu", sig_len, cap);
     sig_len = cap;
@@ -297,8 +297,8 @@ static custos_err expect_server(SSL_CTX *ctx, const custos_services *svc)
     CUSTOS_ENSURE(X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER) == 1,
                   CUSTOS_ERR_INTERNAL, "tls", "cannot require a TLS server certificate");
     if (svc->cloud_url[0] != '\0') {
-        CUSTOS_GUARD(custos_url_host(host, sizeof(host), &is_ip, svc->cloud_url,
-                                     "services.cloud_url"));
+        CUSTOS_GUARD(
+            custos_url_host(host, sizeof(host), &is_ip, svc->cloud_url, "services.cloud_url"));
         if (is_ip)
             CUSTOS_ENSURE(X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1, CUSTOS_ERR_INTERNAL,
                           "services.cloud_url", "cannot expect the server address %s", host);

@@ -18,8 +18,7 @@ static void component_list(char *out, size_t cap, const custos_package_doc *d)
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < d->n_components && used < cap; i++) {
-        int n = snprintf(out + used, cap - used, "%s%s", i > 0 ? ", " : "",
-                         d->components[i].name);
+        int n = snprintf(out + used, cap - used, "%s%s", i > 0 ? ", " : "", d->components[i].name);
         if (n < 0)
             break;
         used += (size_t)n;
@@ -218,8 +217,8 @@ static custos_err rotate_identity(custos_identity_doc **out, const custos_device
     const char *cur = dev->profile->request_id;
 
     *out = NULL;
-    CUSTOS_GUARD(custos_dev_read(&bytes, &len, &dev->port, CUSTOS_OBJ_IDENTITY,
-                                 CUSTOS_MAX_IDENTITY_SIZE));
+    CUSTOS_GUARD(
+        custos_dev_read(&bytes, &len, &dev->port, CUSTOS_OBJ_IDENTITY, CUSTOS_MAX_IDENTITY_SIZE));
     CUSTOS_GUARD(custos_dev_identity_load(&src, &dev->port, bytes, len));
     /* The file was read again: it must still be the device-locked identity
      * that was opened (a planted unlocked "mock" file would otherwise make

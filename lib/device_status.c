@@ -201,9 +201,8 @@ custos_err custos_device_status(char **out_json, const custos_port *port)
     else if (f.request != NULL)
         state = "pending";
     o = json_pack("{s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:b, s:[], s:b, s:n}", "state", state,
-                  "system", "component", "serial", "device_id", "request_id",
-                  "pending_request_id", "mock", 0, "certificates", "previous", f.previous,
-                  "locked");
+                  "system", "component", "serial", "device_id", "request_id", "pending_request_id",
+                  "mock", 0, "certificates", "previous", f.previous, "locked");
     CUSTOS_ENSURE(o != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     if (f.ident != NULL) {
         add_header(o, &f);

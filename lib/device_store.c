@@ -56,8 +56,8 @@ custos_err custos_dev_read(uint8_t **out, size_t *out_len, const custos_port *po
     buf = malloc(max);
     CUSTOS_ENSURE(buf != NULL, CUSTOS_ERR_NOMEM, name, "out of memory reading %s", name);
     custos_error_clear();
-    CUSTOS_GUARD(port_failed(port->storage_read(buf, max, &len, name, port->ctx),
-                             "storage_read", name));
+    CUSTOS_GUARD(
+        port_failed(port->storage_read(buf, max, &len, name, port->ctx), "storage_read", name));
     CUSTOS_ENSURE(len <= max, CUSTOS_ERR_INTERNAL, name, "the port returned too many bytes");
     *out = buf;
     *out_len = len;
@@ -223,8 +223,8 @@ custos_err custos_dev_store(X509_STORE **out, STACK_OF(X509) *roots)
 
     *out = NULL;
     CUSTOS_ENSURE(st != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    CUSTOS_ENSURE(roots != NULL && sk_X509_num(roots) > 0, CUSTOS_ERR_MALFORMED,
-                  "root_of_trust", "no Root of Trust certificate");
+    CUSTOS_ENSURE(roots != NULL && sk_X509_num(roots) > 0, CUSTOS_ERR_MALFORMED, "root_of_trust",
+                  "no Root of Trust certificate");
     for (int i = 0; i < sk_X509_num(roots); i++)
         CUSTOS_ENSURE(X509_STORE_add_cert(st, sk_X509_value(roots, i)) == 1, CUSTOS_ERR_INTERNAL,
                       "root_of_trust", "cannot add a Root of Trust certificate");
@@ -261,7 +261,7 @@ out:
 }
 
 custos_err custos_dev_carried_roots(STACK_OF(X509) **out, const uint8_t *der, size_t len,
-                                   size_t max, const char *what)
+                                    size_t max, const char *what)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     uint8_t *content = NULL;
@@ -282,7 +282,8 @@ custos_err custos_dev_carried_roots(STACK_OF(X509) **out, const uint8_t *der, si
     }
     if (custos_json_parse(&j, content, content_len, what) == 0 &&
         json_is_array(json_object_get(j, "root_of_trust"))) {
-        json_array_foreach(json_object_get(j, "root_of_trust"), i, item) {
+        json_array_foreach(json_object_get(j, "root_of_trust"), i, item)
+        {
             if (i >= CUSTOS_DOC_MAX_CERTS || !json_is_string(item))
                 break;
             if (custos_x509_from_b64(&x, json_string_value(item), "root_of_trust") < 0)
@@ -328,8 +329,7 @@ static custos_err text_field(const char *s, size_t max, const char *field)
     if (s == NULL)
         return 0;
     if (strlen(s) > max)
-        return custos_error_set(CUSTOS_ERR_LIMIT, field, "%s is longer than %zu bytes", field,
-                                max);
+        return custos_error_set(CUSTOS_ERR_LIMIT, field, "%s is longer than %zu bytes", field, max);
     if (!custos_text_valid(s, max))
         return custos_error_set(CUSTOS_ERR_ARG, field,
                                 "%s must be printable UTF-8 without control characters", field);
@@ -343,8 +343,8 @@ static custos_err meta_check(const custos_meta *m, size_t n, const char *field)
                   "%zu %s entries; the limit is %d", n, field, CUSTOS_MAX_META_ENTRIES);
     CUSTOS_ENSURE(n == 0 || m != NULL, CUSTOS_ERR_ARG, field, "NULL %s", field);
     for (size_t i = 0; i < n; i++) {
-        CUSTOS_ENSURE(m[i].key != NULL && m[i].key[0] != '\0' && m[i].value != NULL,
-                      CUSTOS_ERR_ARG, field, "%s entry %zu has no key or value", field, i);
+        CUSTOS_ENSURE(m[i].key != NULL && m[i].key[0] != '\0' && m[i].value != NULL, CUSTOS_ERR_ARG,
+                      field, "%s entry %zu has no key or value", field, i);
         for (size_t j = 0; j < i; j++)
             CUSTOS_ENSURE(strcmp(m[i].key, m[j].key) != 0, CUSTOS_ERR_DUPLICATE, field,
                           "%s key %s appears twice", field, m[i].key);
@@ -376,8 +376,7 @@ out:
     return ret;
 }
 
-static custos_err meta_fill(custos_meta_entry *dst, size_t *n, const custos_meta *m,
-                            size_t count)
+static custos_err meta_fill(custos_meta_entry *dst, size_t *n, const custos_meta *m, size_t count)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     *n = 0;
@@ -402,8 +401,8 @@ custos_err custos_dev_request_fill(custos_request_doc *req, const custos_device_
     if (id->model != NULL)
         CUSTOS_GUARD(custos_strlcpy_checked(req->model, sizeof(req->model), id->model, "model"));
     if (id->firmware != NULL)
-        CUSTOS_GUARD(custos_strlcpy_checked(req->firmware, sizeof(req->firmware), id->firmware,
-                                            "firmware"));
+        CUSTOS_GUARD(
+            custos_strlcpy_checked(req->firmware, sizeof(req->firmware), id->firmware, "firmware"));
     CUSTOS_GUARD(meta_fill(req->manufacturer, &req->n_manufacturer, id->manufacturer,
                            id->manufacturer_count));
     CUSTOS_GUARD(meta_fill(req->metadata, &req->n_metadata, id->metadata, id->metadata_count));

@@ -118,8 +118,8 @@ custos_err custos_error_set_ssl(custos_err code, const char *field, const char *
 
         ERR_error_string_n(e, buf, sizeof(buf));
         if (used < sizeof(last_error.message))
-            (void)snprintf(last_error.message + used, sizeof(last_error.message) - used,
-                           " (%s)", buf);
+            (void)snprintf(last_error.message + used, sizeof(last_error.message) - used, " (%s)",
+                           buf);
     }
     ERR_clear_error();
     return code;

@@ -48,8 +48,8 @@ custos_err custos_file_read(uint8_t **out, size_t *out_len, const char *path, si
         if (r == 0)
             break;
         got += (size_t)r;
-        CUSTOS_ENSURE(got <= size, CUSTOS_ERR_TOO_LARGE, path,
-                      "%s changed size while it was read", path);
+        CUSTOS_ENSURE(got <= size, CUSTOS_ERR_TOO_LARGE, path, "%s changed size while it was read",
+                      path);
     }
     buf[got] = 0;
     *out = buf;
@@ -143,8 +143,7 @@ custos_err custos_file_write_atomic(const char *path, const uint8_t *data, size_
     }
     created = 1;
     CUSTOS_GUARD(write_all(fd, data, len, path));
-    CUSTOS_ENSURE(fsync(fd) == 0, CUSTOS_ERR_IO, path, "cannot sync %s: %s", path,
-                  strerror(errno));
+    CUSTOS_ENSURE(fsync(fd) == 0, CUSTOS_ERR_IO, path, "cannot sync %s: %s", path, strerror(errno));
     CUSTOS_ENSURE(close(fd) == 0, CUSTOS_ERR_IO, path, "cannot close %s: %s", path,
                   strerror(errno));
     fd = -1;
@@ -187,12 +186,11 @@ custos_err custos_file_shred(const char *path)
         CUSTOS_GUARD(write_all(fd, zeros, n, path));
         left -= n;
     }
-    CUSTOS_ENSURE(fsync(fd) == 0, CUSTOS_ERR_IO, path, "cannot sync %s: %s", path,
-                  strerror(errno));
+    CUSTOS_ENSURE(fsync(fd) == 0, CUSTOS_ERR_IO, path, "cannot sync %s: %s", path, strerror(errno));
     (void)close(fd);
     fd = -1;
-    CUSTOS_ENSURE(unlink(path) == 0 || errno == ENOENT, CUSTOS_ERR_IO, path,
-                  "cannot remove %s: %s", path, strerror(errno));
+    CUSTOS_ENSURE(unlink(path) == 0 || errno == ENOENT, CUSTOS_ERR_IO, path, "cannot remove %s: %s",
+                  path, strerror(errno));
     CUSTOS_GUARD(fsync_dir(dir));
     ret = CUSTOS_OK;
 out:

@@ -65,8 +65,8 @@ out:
     return ret;
 }
 
-static custos_err verify(void **out, json_t *verified, decode_fn fn, const uint8_t *der,
-                         size_t len, STACK_OF(X509) *certs, size_t max, const char *what)
+static custos_err verify(void **out, json_t *verified, decode_fn fn, const uint8_t *der, size_t len,
+                         STACK_OF(X509) *certs, size_t max, const char *what)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     STACK_OF(X509) *roots = NULL;
@@ -293,15 +293,15 @@ static custos_err inspect_signed(json_t *o, const uint8_t *data, size_t len)
                                  CUSTOS_MAX_PACKAGE_SIZE, "Custos file"));
     if (ct == CUSTOS_OID_CT_PACKAGE) {
         kind = "package";
-        CUSTOS_GUARD(verify(&doc, verified, dec_package, data, len, certs,
-                            CUSTOS_MAX_PACKAGE_SIZE, "provisioning package"));
+        CUSTOS_GUARD(verify(&doc, verified, dec_package, data, len, certs, CUSTOS_MAX_PACKAGE_SIZE,
+                            "provisioning package"));
         CUSTOS_GUARD(custos_describe_set(verified, "trust", json_string(CARRIED_ROOT)));
         if (doc != NULL)
             CUSTOS_GUARD(package_content(c, doc));
     } else if (ct == CUSTOS_OID_CT_REQUEST) {
         kind = "request";
-        CUSTOS_GUARD(verify(&doc, verified, dec_request, data, len, certs,
-                            CUSTOS_MAX_REQUEST_SIZE, "provisioning request"));
+        CUSTOS_GUARD(verify(&doc, verified, dec_request, data, len, certs, CUSTOS_MAX_REQUEST_SIZE,
+                            "provisioning request"));
         CUSTOS_GUARD(custos_describe_set(
             verified, "trust",
             json_string(CARRIED_ROOT ": the chain to the system's Root of Trust cannot be "
@@ -312,8 +312,8 @@ static custos_err inspect_signed(json_t *o, const uint8_t *data, size_t len)
             CUSTOS_GUARD(request_content(c, doc));
     } else if (ct == CUSTOS_OID_CT_PROFILE) {
         kind = "profile";
-        CUSTOS_GUARD(verify(&doc, verified, dec_profile, data, len, certs,
-                            CUSTOS_MAX_PROFILE_SIZE, "certified profile"));
+        CUSTOS_GUARD(verify(&doc, verified, dec_profile, data, len, certs, CUSTOS_MAX_PROFILE_SIZE,
+                            "certified profile"));
         CUSTOS_GUARD(custos_describe_set(verified, "trust", json_string(CARRIED_ROOT)));
         if (doc != NULL)
             CUSTOS_GUARD(profile_content(c, doc));
@@ -362,7 +362,8 @@ static custos_err describe_header_roots(json_t *h)
         return 0;
     sk = sk_X509_new_null();
     CUSTOS_ENSURE(sk != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         CUSTOS_ENSURE(json_is_string(item), CUSTOS_ERR_MALFORMED, "root_of_trust",
                       "root_of_trust entries must be strings");
         CUSTOS_GUARD(custos_x509_from_b64(&x, json_string_value(item), "root_of_trust"));

@@ -32,8 +32,8 @@ static custos_err cache_der(custos_package *pkg)
 
     CUSTOS_ENSURE(n > 0, CUSTOS_ERR_MALFORMED, "root_of_trust",
                   "the package carries no Root of Trust");
-    CUSTOS_GUARD(custos_x509_to_der(&pkg->bootstrap_der, &pkg->bootstrap_der_len,
-                                    pkg->doc->bootstrap_cert));
+    CUSTOS_GUARD(
+        custos_x509_to_der(&pkg->bootstrap_der, &pkg->bootstrap_der_len, pkg->doc->bootstrap_cert));
     pkg->root_der = calloc((size_t)n, sizeof(*pkg->root_der));
     pkg->root_der_len = calloc((size_t)n, sizeof(*pkg->root_der_len));
     CUSTOS_ENSURE(pkg->root_der != NULL && pkg->root_der_len != NULL, CUSTOS_ERR_NOMEM, NULL,
@@ -62,14 +62,14 @@ custos_err custos_package_open(custos_package **out, const uint8_t *data, size_t
     CUSTOS_ENSURE(data != NULL && len > 0, CUSTOS_ERR_ARG, "package", "the package is empty");
     CUSTOS_ENSURE(passphrase != NULL || passphrase_len == 0, CUSTOS_ERR_ARG, "passphrase",
                   "NULL passphrase");
-    CUSTOS_ENSURE(opts == NULL || opts->version == CUSTOS_PACKAGE_OPTIONS_VERSION,
-                  CUSTOS_ERR_ARG, "options", "unknown package options version %u",
+    CUSTOS_ENSURE(opts == NULL || opts->version == CUSTOS_PACKAGE_OPTIONS_VERSION, CUSTOS_ERR_ARG,
+                  "options", "unknown package options version %u",
                   opts != NULL ? opts->version : 0u);
     CUSTOS_ENSURE(len <= CUSTOS_MAX_PACKAGE_SIZE, CUSTOS_ERR_TOO_LARGE, "package",
                   "the package is %zu bytes; the limit is %u", len, CUSTOS_MAX_PACKAGE_SIZE);
     if (opts != NULL && opts->pinned_root_der != NULL)
-        CUSTOS_GUARD(custos_x509_from_der(&pinned, opts->pinned_root_der,
-                                          opts->pinned_root_der_len, "pinned_root"));
+        CUSTOS_GUARD(custos_x509_from_der(&pinned, opts->pinned_root_der, opts->pinned_root_der_len,
+                                          "pinned_root"));
     CUSTOS_GUARD(custos_now(&now, opts != NULL ? opts->port : NULL));
 
     pkg = calloc(1, sizeof(*pkg));
@@ -128,8 +128,7 @@ custos_err custos_package_templates(const custos_key_template **out, size_t *out
     CUSTOS_ENSURE(out != NULL && out_count != NULL, CUSTOS_ERR_ARG, "out", "NULL argument");
     *out = NULL;
     *out_count = 0;
-    CUSTOS_ENSURE(pkg != NULL && component != NULL, CUSTOS_ERR_ARG, "component",
-                  "NULL argument");
+    CUSTOS_ENSURE(pkg != NULL && component != NULL, CUSTOS_ERR_ARG, "component", "NULL argument");
     c = custos_package_doc_component(pkg->doc, component);
     CUSTOS_ENSURE(c != NULL, CUSTOS_ERR_UNKNOWN_COMPONENT, "component",
                   "the package for system %s has no component %s", pkg->doc->system, component);

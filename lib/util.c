@@ -24,7 +24,8 @@ custos_err custos_random(const custos_port *port, uint8_t *out, size_t len)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
 
-    CUSTOS_ENSURE(out != NULL || len == 0, CUSTOS_ERR_ARG, NULL, "no output buffer for random bytes");
+    CUSTOS_ENSURE(out != NULL || len == 0, CUSTOS_ERR_ARG, NULL,
+                  "no output buffer for random bytes");
     if (len == 0)
         return CUSTOS_OK;
     if (port != NULL && port->entropy != NULL) {
@@ -155,8 +156,8 @@ void custos_time_format(char out[21], int64_t t)
     }
     /* A wider scratch buffer: the compiler cannot see that every field fits. */
     char tmp[64];
-    (void)snprintf(tmp, sizeof(tmp), "%04d-%02u-%02uT%02d:%02d:%02dZ", (int)y, m % 100u,
-                   d % 100u, (int)(secs / 3600), (int)((secs / 60) % 60), (int)(secs % 60));
+    (void)snprintf(tmp, sizeof(tmp), "%04d-%02u-%02uT%02d:%02d:%02dZ", (int)y, m % 100u, d % 100u,
+                   (int)(secs / 3600), (int)((secs / 60) % 60), (int)(secs % 60));
     memcpy(out, tmp, 20);
     out[20] = '\0';
 }
@@ -218,9 +219,10 @@ custos_err custos_asn1_time_to_unix(int64_t *out, const ASN1_TIME *t)
         ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, "time", "invalid ASN.1 time");
         goto out;
     }
-    *out = days_from_civil((int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1,
-                           (unsigned)tm.tm_mday) * 86400 +
-           (int64_t)tm.tm_hour * 3600 + (int64_t)tm.tm_min * 60 + (int64_t)tm.tm_sec;
+    *out =
+        days_from_civil((int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) *
+            86400 +
+        (int64_t)tm.tm_hour * 3600 + (int64_t)tm.tm_min * 60 + (int64_t)tm.tm_sec;
     ret = CUSTOS_OK;
 out:
     return ret;
@@ -254,8 +256,8 @@ out:
 
 static int b64_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 custos_err custos_b64_decode(uint8_t **out, size_t *out_len, const char *in, size_t max,
@@ -269,10 +271,12 @@ custos_err custos_b64_decode(uint8_t **out, size_t *out_len, const char *in, siz
 
     *out = NULL;
     *out_len = 0;
-    CUSTOS_ENSURE(in != NULL, CUSTOS_ERR_MALFORMED, field, "%s is missing", field ? field : "base64");
+    CUSTOS_ENSURE(in != NULL, CUSTOS_ERR_MALFORMED, field, "%s is missing",
+                  field ? field : "base64");
     n = strlen(in);
     CUSTOS_ENSURE(n % 4 == 0, CUSTOS_ERR_MALFORMED, field,
-                  "%s is not base64 (length %zu is not a multiple of 4)", field ? field : "value", n);
+                  "%s is not base64 (length %zu is not a multiple of 4)", field ? field : "value",
+                  n);
     CUSTOS_ENSURE(n < (size_t)INT_MAX, CUSTOS_ERR_TOO_LARGE, field,
                   "%s is larger than the limit of %zu bytes", field ? field : "value", max);
     if (n >= 1 && in[n - 1] == '=')
@@ -485,8 +489,8 @@ custos_err custos_url_host(char *out, size_t cap, int *is_ip, const char *url, c
     if (*a == '[') {
         h = a + 1;
         h_end = memchr(h, ']', (size_t)(end - h));
-        CUSTOS_ENSURE(h_end != NULL && (h_end + 1 == end || h_end[1] == ':'),
-                      CUSTOS_ERR_MALFORMED, field, "%s has a malformed IPv6 address", field);
+        CUSTOS_ENSURE(h_end != NULL && (h_end + 1 == end || h_end[1] == ':'), CUSTOS_ERR_MALFORMED,
+                      field, "%s has a malformed IPv6 address", field);
         *is_ip = 1;
     } else {
         h = a;
@@ -608,8 +612,7 @@ out:
     return ret;
 }
 
-custos_err custos_json_check_keys(const json_t *obj, const char *const *allowed,
-                                  const char *field)
+custos_err custos_json_check_keys(const json_t *obj, const char *const *allowed, const char *field)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     const char *key;
@@ -618,7 +621,8 @@ custos_err custos_json_check_keys(const json_t *obj, const char *const *allowed,
 
     CUSTOS_ENSURE(json_is_object(obj), CUSTOS_ERR_MALFORMED, field, "%s must be a JSON object",
                   field != NULL ? field : "document");
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         size_t i = 0;
 
         (void)v;

@@ -312,8 +312,8 @@ static custos_err subject_rdn(char *attr, size_t attr_cap, char *value, size_t v
         attr[an++] = *p++;
     }
     attr[an] = '\0';
-    CUSTOS_ENSURE(*p == '=', CUSTOS_ERR_MALFORMED, field,
-                  "subject part \"%s\" is not ATTR=value", attr);
+    CUSTOS_ENSURE(*p == '=', CUSTOS_ERR_MALFORMED, field, "subject part \"%s\" is not ATTR=value",
+                  attr);
     CUSTOS_ENSURE(attr_known(attr), CUSTOS_ERR_MALFORMED, field,
                   "subject attribute \"%s\" is not one of CN O OU C L ST serialNumber", attr);
     p++;
@@ -357,8 +357,7 @@ static custos_err subject_rdn(char *attr, size_t attr_cap, char *value, size_t v
                   "subject attribute %s is empty", attr);
     if (*p == ',') {
         p++;
-        CUSTOS_ENSURE(*p != '\0', CUSTOS_ERR_MALFORMED, field,
-                      "subject pattern ends with a comma");
+        CUSTOS_ENSURE(*p != '\0', CUSTOS_ERR_MALFORMED, field, "subject pattern ends with a comma");
     }
     *pp = p;
     ret = CUSTOS_OK;
@@ -366,8 +365,8 @@ out:
     return ret;
 }
 
-static custos_err subject_walk(X509_NAME *name, const char *pattern,
-                               const struct subject_vars *v, const char *field)
+static custos_err subject_walk(X509_NAME *name, const char *pattern, const struct subject_vars *v,
+                               const char *field)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     const char *p = pattern;
@@ -387,8 +386,8 @@ static custos_err subject_walk(X509_NAME *name, const char *pattern,
         CUSTOS_GUARD(subject_rdn(attr, sizeof(attr), value, sizeof(value), &p, v, field));
         CUSTOS_ENSURE(p != before, CUSTOS_ERR_MALFORMED, field, "subject pattern is malformed");
         if (name != NULL &&
-            X509_NAME_add_entry_by_txt(name, attr, MBSTRING_UTF8, (const unsigned char *)value,
-                                       -1, -1, 0) != 1) {
+            X509_NAME_add_entry_by_txt(name, attr, MBSTRING_UTF8, (const unsigned char *)value, -1,
+                                       -1, 0) != 1) {
             ret = custos_error_set_ssl(CUSTOS_ERR_LIMIT, field,
                                        "subject attribute %s=\"%s\" is not allowed", attr, value);
             goto out;

@@ -28,8 +28,8 @@ static custos_err entry_hash(uint8_t out[32], const uint8_t key[CUSTOS_AUDIT_KEY
 
     custos_time_format(when, a->time);
     j = json_pack("{s:s, s:s, s:O, s:s, s:s, s:I, s:s}", "action", a->action, "actor", a->actor,
-                  "detail", detail, "from", a->from, "object", a->object, "seq",
-                  (json_int_t)a->seq, "time", when);
+                  "detail", detail, "from", a->from, "object", a->object, "seq", (json_int_t)a->seq,
+                  "time", when);
     CUSTOS_ENSURE(j != NULL, CUSTOS_ERR_NOMEM, "audit", "audit: cannot build entry %lld",
                   (long long)a->seq);
     CUSTOS_GUARD(custos_json_dump(&dump, &dump_len, j));
@@ -58,8 +58,8 @@ static int text_ok(const char *s)
 }
 
 custos_err custos_audit_append(custos_store *st, const uint8_t key[CUSTOS_AUDIT_KEY_LEN],
-                               int64_t now, const custos_actor *actor,
-                               const char *action, const char *object, const json_t *detail)
+                               int64_t now, const custos_actor *actor, const char *action,
+                               const char *object, const json_t *detail)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_audit a;
@@ -114,12 +114,11 @@ static int verify_one(const custos_store_audit *a, void *ctx)
     CUSTOS_ENSURE(a->seq == v->expect_seq, CUSTOS_ERR_MALFORMED, "audit",
                   "audit entry %lld: expected seq %lld (entry missing or reordered)",
                   (long long)a->seq, (long long)v->expect_seq);
-    CUSTOS_ENSURE(a->actor != NULL && a->from != NULL && a->action != NULL &&
-                      a->object != NULL && a->detail != NULL,
+    CUSTOS_ENSURE(a->actor != NULL && a->from != NULL && a->action != NULL && a->object != NULL &&
+                      a->detail != NULL,
                   CUSTOS_ERR_MALFORMED, "audit", "audit entry %lld: missing field",
                   (long long)a->seq);
-    ret = custos_json_parse(&detail, (const uint8_t *)a->detail, strlen(a->detail),
-                            "audit detail");
+    ret = custos_json_parse(&detail, (const uint8_t *)a->detail, strlen(a->detail), "audit detail");
     if (ret < 0) {
         ret = custos_error_set(CUSTOS_ERR_MALFORMED, "audit",
                                "audit entry %lld: detail is not valid JSON", (long long)a->seq);

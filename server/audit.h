@@ -22,9 +22,10 @@
 #define CUSTOS_AUDIT_KEY_LABEL "custos audit v1"
 
 CUSTOS_NODISCARD custos_err custos_audit_append(custos_store *st,
-                                                const uint8_t key[CUSTOS_AUDIT_KEY_LEN], int64_t now,
-                                                const custos_actor *actor, const char *action,
-                                                const char *object, const json_t *detail);
+                                                const uint8_t key[CUSTOS_AUDIT_KEY_LEN],
+                                                int64_t now, const custos_actor *actor,
+                                                const char *action, const char *object,
+                                                const json_t *detail);
 
 /* Recompute the chain: *out_count entries checked. On a break,
  * CUSTOS_ERR_MALFORMED with field "audit" naming the first bad seq. */

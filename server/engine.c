@@ -83,8 +83,7 @@ static custos_err prepare_dir(const char *dir)
         CUSTOS_ENSURE(errno == EEXIST, CUSTOS_ERR_IO, "dir", "cannot create %s: %s", dir,
                       strerror(errno));
         d = opendir(dir);
-        CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_IO, "dir", "cannot open %s: %s", dir,
-                      strerror(errno));
+        CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_IO, "dir", "cannot open %s: %s", dir, strerror(errno));
         while ((de = readdir(d)) != NULL)
             CUSTOS_ENSURE(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0,
                           CUSTOS_ERR_EXISTS, "dir", "%s is not empty", dir);
@@ -146,8 +145,8 @@ static custos_err load_authority(X509 **out_cert, EVP_PKEY **out_key, custos_eng
     CUSTOS_GUARD(custos_x509_from_der(out_cert, der, len, name));
     if (out_key != NULL) {
         CUSTOS_GUARD(custos_keystore_get(out_key, e->ks, name));
-        CUSTOS_ENSURE(X509_check_private_key(*out_cert, *out_key) == 1, CUSTOS_ERR_MISMATCH,
-                      name, "key file of %s does not match its certificate", name);
+        CUSTOS_ENSURE(X509_check_private_key(*out_cert, *out_key) == 1, CUSTOS_ERR_MISMATCH, name,
+                      "key file of %s does not match its certificate", name);
     }
     ret = CUSTOS_OK;
 out:
@@ -199,8 +198,7 @@ static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca,
     CUSTOS_ENSURE(grown != NULL, CUSTOS_ERR_NOMEM, "system", "out of memory");
     e->systems = grown;
     CUSTOS_GUARD(trust_anchor_add(e, ca));
-    CUSTOS_ENSURE(sk_X509_push(e->system_cas, ca) > 0, CUSTOS_ERR_NOMEM, "system",
-                  "out of memory");
+    CUSTOS_ENSURE(sk_X509_push(e->system_cas, ca) > 0, CUSTOS_ERR_NOMEM, "system", "out of memory");
     e->systems[e->n_systems++] = s;
     memset(&s, 0, sizeof(s));
     ret = CUSTOS_OK;
@@ -264,13 +262,14 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     CUSTOS_GUARD(load_authority(&e->pkg_cert, &e->pkg_key, e, CUSTOS_AUTH_PACKAGE_SIGNING));
     CUSTOS_GUARD(load_authority(&e->prof_cert, &e->prof_key, e, CUSTOS_AUTH_PROFILE_SIGNING));
     CUSTOS_GUARD(load_authority(&e->mock_root, &e->mock_root_key, e, CUSTOS_AUTH_MOCK_ROOT));
-    CUSTOS_GUARD(load_authority(&e->mock_prof_cert, &e->mock_prof_key, e,
-                                CUSTOS_AUTH_MOCK_PROFILE_SIGNING));
+    CUSTOS_GUARD(
+        load_authority(&e->mock_prof_cert, &e->mock_prof_key, e, CUSTOS_AUTH_MOCK_PROFILE_SIGNING));
     e->trust = X509_STORE_new();
     e->signers = custos_chain_cache_new();
     e->bootstrap_chain = sk_X509_new_null();
     e->system_cas = sk_X509_new_null();
-    CUSTOS_ENSURE(e->trust != NULL && e->signers != NULL && e->bootstrap_chain != NULL && e->system_cas != NULL,
+    CUSTOS_ENSURE(e->trust != NULL && e->signers != NULL && e->bootstrap_chain != NULL &&
+                      e->system_cas != NULL,
                   CUSTOS_ERR_NOMEM, "engine", "out of memory");
     CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, e->root) == 1 &&
                       X509_STORE_set_flags(e->trust, X509_V_FLAG_PARTIAL_CHAIN) == 1 &&
@@ -366,8 +365,8 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
     key_written = 1;
     CUSTOS_GUARD(e->st->ops->system_put(e->st->ctx, def->name, canon, now));
     CUSTOS_GUARD(e->st->ops->authority_put(e->st->ctx, auth, der, der_len, now));
-    detail = json_pack("{s:s, s:I}", "ca_serial", serial, "components",
-                       (json_int_t)def->n_components);
+    detail =
+        json_pack("{s:s, s:I}", "ca_serial", serial, "components", (json_int_t)def->n_components);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(custos_engine_audit(e, actor, "system.create", def->name, detail));
     CUSTOS_GUARD(e->st->ops->commit(e->st->ctx));
@@ -487,10 +486,9 @@ custos_err custos_engine_package_create(uint8_t **out, size_t *out_len, custos_e
         ret = custos_error_set(CUSTOS_ERR_NOMEM, "package", "out of memory");
         goto out;
     }
-    CUSTOS_GUARD(custos_package_key_encrypt(&d->bootstrap_key_enc, &d->bootstrap_key_enc_len,
-                                            key, passphrase, passphrase_len));
-    CUSTOS_ENSURE(sk_X509_push(chain, e->root) > 0, CUSTOS_ERR_NOMEM, "package",
-                  "out of memory");
+    CUSTOS_GUARD(custos_package_key_encrypt(&d->bootstrap_key_enc, &d->bootstrap_key_enc_len, key,
+                                            passphrase, passphrase_len));
+    CUSTOS_ENSURE(sk_X509_push(chain, e->root) > 0, CUSTOS_ERR_NOMEM, "package", "out of memory");
     signer.cert = e->pkg_cert;
     signer.key = e->pkg_key;
     signer.chain = chain;

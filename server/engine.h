@@ -57,8 +57,7 @@ CUSTOS_NODISCARD custos_err custos_engine_system_create(custos_engine *e, const 
 CUSTOS_NODISCARD custos_err custos_engine_package_create(uint8_t **out, size_t *out_len,
                                                          custos_engine *e, const char *system,
                                                          const char *passphrase,
-                                                         size_t passphrase_len,
-                                                         unsigned valid_days,
+                                                         size_t passphrase_len, unsigned valid_days,
                                                          const custos_actor *actor);
 
 typedef struct custos_request_summary {
@@ -70,12 +69,12 @@ typedef struct custos_request_summary {
     char serial[CUSTOS_MAX_SERIAL_LEN + 1];
     char model[CUSTOS_MAX_MODEL_LEN + 1];
     char firmware[CUSTOS_MAX_FIRMWARE_LEN + 1];
-    char kind[16];                 /* "initial" | "reprovision" */
-    char via[16];                  /* "import" | "connected" | "upload" | "gateway" */
-    int duplicate_serial;          /* another device of the system has this serial */
+    char kind[16];        /* "initial" | "reprovision" */
+    char via[16];         /* "import" | "connected" | "upload" | "gateway" */
+    int duplicate_serial; /* another device of the system has this serial */
     int64_t created;
     int64_t updated;
-    int64_t expires;               /* notAfter of the signer */
+    int64_t expires;                            /* notAfter of the signer */
     char reason[CUSTOS_MAX_META_VALUE_LEN + 1]; /* rejection reason */
 } custos_request_summary;
 
@@ -97,8 +96,8 @@ CUSTOS_NODISCARD custos_err custos_engine_request_reject(custos_request_summary 
                                                          custos_engine *e, const char *id,
                                                          const char *reason,
                                                          const custos_actor *actor);
-CUSTOS_NODISCARD custos_err custos_engine_request_get(custos_request_summary *out,
-                                                      custos_engine *e, const char *id);
+CUSTOS_NODISCARD custos_err custos_engine_request_get(custos_request_summary *out, custos_engine *e,
+                                                      const char *id);
 
 /* The .mccp of a certified/provisioned request. *out malloc'd. */
 CUSTOS_NODISCARD custos_err custos_engine_profile_export(uint8_t **out, size_t *out_len,

@@ -47,15 +47,15 @@ struct custos_engine {
     EVP_PKEY *mock_root_key;
     X509 *mock_prof_cert;
     EVP_PKEY *mock_prof_key;
-    X509_STORE *trust;              /* the root: verifies requests */
-    custos_chain_cache *signers;    /* request signer chains verified against trust */
+    X509_STORE *trust;               /* the root: verifies requests */
+    custos_chain_cache *signers;     /* request signer chains verified against trust */
     STACK_OF(X509) *bootstrap_chain; /* [bootstrap CA] */
-    STACK_OF(X509) *system_cas;     /* every system's issuing CA (borrowed refs) */
+    STACK_OF(X509) *system_cas;      /* every system's issuing CA (borrowed refs) */
     engine_system *systems;
     size_t n_systems;
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
-    uint8_t audit_key[32];          /* HMAC key of the audit chain (from the master key) */
+    uint8_t audit_key[32]; /* HMAC key of the audit chain (from the master key) */
     engine_doc_slot doc_cache[ENGINE_DOC_CACHE];
     size_t doc_cache_next;
 };
@@ -73,19 +73,15 @@ CUSTOS_NODISCARD custos_err custos_ca_hierarchy_create(custos_store *st, custos_
 CUSTOS_NODISCARD custos_err custos_ca_system_create(X509 **out_cert, EVP_PKEY **out_key,
                                                     const char *system, X509 *root,
                                                     EVP_PKEY *root_key, int64_t now);
-CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key,
-                                                     const char *system, const char *package_id,
-                                                     unsigned valid_days, X509 *ca,
-                                                     EVP_PKEY *ca_key, int64_t now);
+CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key, const char *system,
+                                                     const char *package_id, unsigned valid_days,
+                                                     X509 *ca, EVP_PKEY *ca_key, int64_t now);
 
 /* server/engine_request.c: issue + lint every certificate of a request; on
  * success *out_certs holds n certificates (caller frees). */
-CUSTOS_NODISCARD custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
-                                                    const custos_component_def *comp,
-                                                    EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES],
-                                                    const X509_PUBKEY *const *spkis,
-                                                    const char *system, const char *serial,
-                                                    X509 *ca, EVP_PKEY *ca_key, int64_t now,
-                                                    int mock);
+CUSTOS_NODISCARD custos_err custos_engine_issue_all(
+    X509 *out_certs[CUSTOS_MAX_TEMPLATES], const custos_component_def *comp,
+    EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const X509_PUBKEY *const *spkis, const char *system,
+    const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
 
 #endif

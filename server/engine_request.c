@@ -34,16 +34,15 @@ static custos_err tx_commit(custos_engine *e, int *in_tx)
 }
 
 /* State change + its audit entry; inside the caller's transaction. */
-static custos_err transition(custos_engine *e, const char *id, custos_state from,
-                             custos_state to, const char *reason, const custos_actor *actor,
-                             const char *action)
+static custos_err transition(custos_engine *e, const char *id, custos_state from, custos_state to,
+                             const char *reason, const custos_actor *actor, const char *action)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_t *detail = json_pack("{s:s, s:s, s:s}", "from", custos_state_name(from), "to",
                                custos_state_name(to), "reason", reason != NULL ? reason : "");
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(e->st->ops->request_set_state(e->st->ctx, id, from, to, reason,
-                                               custos_engine_now(e)));
+    CUSTOS_GUARD(
+        e->st->ops->request_set_state(e->st->ctx, id, from, to, reason, custos_engine_now(e)));
     CUSTOS_GUARD(custos_engine_audit(e, actor, action, id, detail));
     ret = CUSTOS_OK;
 out:
@@ -104,8 +103,7 @@ static int same_cert(const X509 *a, const uint8_t *der, size_t len)
 {
     uint8_t *mine = NULL;
     size_t n = 0;
-    int eq = custos_x509_to_der(&mine, &n, a) == CUSTOS_OK && n == len &&
-             memcmp(mine, der, n) == 0;
+    int eq = custos_x509_to_der(&mine, &n, a) == CUSTOS_OK && n == len && memcmp(mine, der, n) == 0;
     free(mine);
     return eq;
 }
@@ -175,7 +173,8 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
                       prev.sum.created > latest.sum.created,
                   CUSTOS_ERR_UNTRUSTED, "signer",
                   "the signer's certificate was superseded: device %s has provisioned a newer "
-                  "identity (request %s)", d->device_id, latest.sum.request_id);
+                  "identity (request %s)",
+                  d->device_id, latest.sum.request_id);
     /* A device renews its own identity; it cannot take another one. */
     CUSTOS_ENSURE(strcmp(prev.sum.serial, d->serial) == 0, CUSTOS_ERR_MISMATCH, "device.serial",
                   "device %s has serial %s; a reprovisioning request cannot change it to %s",
@@ -184,8 +183,8 @@ static custos_err check_reprovision(custos_engine *e, const custos_request_doc *
                       strcmp(prev.sum.component, d->component) == 0,
                   CUSTOS_ERR_MISMATCH, "component",
                   "device %s is a %s of system %s; a reprovisioning request cannot make it a %s "
-                  "of %s", d->device_id, prev.sum.component, prev.sum.system, d->component,
-                  d->system);
+                  "of %s",
+                  d->device_id, prev.sum.component, prev.sum.system, d->component, d->system);
     ret = CUSTOS_OK;
 out:
     custos_store_request_clear(&latest);
@@ -249,8 +248,8 @@ static custos_err store_request(custos_engine *e, custos_store_request *r,
     CUSTOS_GUARD(tx_begin(e, &in_tx));
     /* Inside the write transaction: two imports of one serial at once cannot
      * both miss each other. */
-    CUSTOS_GUARD(e->st->ops->request_count_serial(e->st->ctx, &dups, m->system, m->serial,
-                                                  m->device_id));
+    CUSTOS_GUARD(
+        e->st->ops->request_count_serial(e->st->ctx, &dups, m->system, m->serial, m->device_id));
     r->sum.duplicate_serial = dups > 0;
     detail = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "device_id", m->device_id, "kind",
                        m->kind, "via", m->via, "system", m->system, "component", m->component,
@@ -280,8 +279,8 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     int64_t now;
 
     memset(&r, 0, sizeof(r));
-    CUSTOS_ENSURE(out != NULL && out_created != NULL && e != NULL && der != NULL,
-                  CUSTOS_ERR_ARG, "request", "missing argument");
+    CUSTOS_ENSURE(out != NULL && out_created != NULL && e != NULL && der != NULL, CUSTOS_ERR_ARG,
+                  "request", "missing argument");
     memset(out, 0, sizeof(*out));
     *out_created = 0;
     CUSTOS_ENSURE(len <= CUSTOS_MAX_REQUEST_SIZE, CUSTOS_ERR_TOO_LARGE, "request",
@@ -343,8 +342,7 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
             goto out;
         }
         ret = custos_error_set(CUSTOS_ERR_EXISTS, "request_id",
-                               "request id %s is already used by another request",
-                               d->request_id);
+                               "request id %s is already used by another request", d->request_id);
     }
     CUSTOS_GUARD(ret);
     *out = r.sum;
@@ -374,8 +372,7 @@ custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
     for (i = 0; i < comp->n_templates; i++) {
         const custos_key_template *t = &comp->templates[i];
         CUSTOS_GUARD(custos_ca_issue(&out_certs[i], pubs[i], spkis != NULL ? spkis[i] : NULL, t,
-                                     system, comp->name, serial, ca,
-                                     ca_key, now, mock));
+                                     system, comp->name, serial, ca, ca_key, now, mock));
         CUSTOS_GUARD(custos_lint_certificate_ex(out_certs[i], ca, t, mock, serial));
     }
     ret = CUSTOS_OK;
@@ -450,8 +447,8 @@ static custos_err store_issued(custos_engine *e, const custos_store_request *r,
     memset(&c, 0, sizeof(c));
     CUSTOS_ENSURE(serials != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(tx_begin(e, &in_tx));
-    CUSTOS_GUARD(transition(e, r->sum.request_id, CUSTOS_STATE_PENDING, CUSTOS_STATE_APPROVED,
-                            NULL, actor, "request.approve"));
+    CUSTOS_GUARD(transition(e, r->sum.request_id, CUSTOS_STATE_PENDING, CUSTOS_STATE_APPROVED, NULL,
+                            actor, "request.approve"));
     for (i = 0; i < comp->n_templates; i++) {
         memset(&c, 0, sizeof(c));
         CUSTOS_GUARD(custos_ca_serial_hex(c.serial, certs[i]));
@@ -463,17 +460,15 @@ static custos_err store_issued(custos_engine *e, const custos_store_request *r,
         CUSTOS_GUARD(custos_asn1_time_to_unix(&c.not_after, X509_get0_notAfter(certs[i])));
         CUSTOS_GUARD(custos_x509_to_der(&c.der, &c.der_len, certs[i]));
         CUSTOS_GUARD(e->st->ops->cert_insert(e->st->ctx, &c));
-        CUSTOS_ENSURE(json_array_append_new(serials, json_string(c.serial)) == 0,
-                      CUSTOS_ERR_NOMEM, "audit", "out of memory");
+        CUSTOS_ENSURE(json_array_append_new(serials, json_string(c.serial)) == 0, CUSTOS_ERR_NOMEM,
+                      "audit", "out of memory");
         custos_store_cert_clear(&c);
     }
-    CUSTOS_GUARD(e->st->ops->profile_put(e->st->ctx, r->sum.request_id, profile, profile_len,
-                                         now));
-    CUSTOS_GUARD(e->st->ops->request_set_state(e->st->ctx, r->sum.request_id,
-                                               CUSTOS_STATE_APPROVED, CUSTOS_STATE_CERTIFIED,
-                                               NULL, now));
-    detail = json_pack("{s:s, s:s, s:s, s:O}", "from", "approved", "to", "certified",
-                       "device_id", r->sum.device_id, "serials", serials);
+    CUSTOS_GUARD(e->st->ops->profile_put(e->st->ctx, r->sum.request_id, profile, profile_len, now));
+    CUSTOS_GUARD(e->st->ops->request_set_state(e->st->ctx, r->sum.request_id, CUSTOS_STATE_APPROVED,
+                                               CUSTOS_STATE_CERTIFIED, NULL, now));
+    detail = json_pack("{s:s, s:s, s:s, s:O}", "from", "approved", "to", "certified", "device_id",
+                       r->sum.device_id, "serials", serials);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(custos_engine_audit(e, actor, "request.issue", r->sum.request_id, detail));
     CUSTOS_GUARD(tx_commit(e, &in_tx));
@@ -534,8 +529,8 @@ static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
     }
     /* A serial collision (UNIQUE) rolls the whole transaction back; issue again. */
     for (attempt = 0; attempt < SERIAL_RETRIES; attempt++) {
-        CUSTOS_GUARD(custos_engine_issue_all(certs, comp, pubs, spkis, d->system, d->serial, sys->ca,
-                                             sys->key, now, 0));
+        CUSTOS_GUARD(custos_engine_issue_all(certs, comp, pubs, spkis, d->system, d->serial,
+                                             sys->ca, sys->key, now, 0));
         CUSTOS_GUARD(build_profile(&profile, &profile_len, e, sys, r, comp, certs, now));
         ret = store_issued(e, r, comp, certs, profile, profile_len, actor, now);
         free(profile);
@@ -565,8 +560,7 @@ custos_err custos_engine_request_approve(custos_request_summary *out, custos_eng
     char when[21], idbuf[CUSTOS_ID_LEN + 1];
 
     memset(&r, 0, sizeof(r));
-    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id",
-                  "missing argument");
+    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id", "missing argument");
     CUSTOS_GUARD(copy_id(idbuf, id));
     id = idbuf;
     memset(out, 0, sizeof(*out));
@@ -592,10 +586,10 @@ out:
 
 /* ---- reject, complete, get, export, expire -------------------------------- */
 
-static custos_err simple_transition(custos_request_summary *out, custos_engine *e,
-                                    const char *id, const custos_state *from, size_t n_from,
-                                    custos_state to, const char *reason,
-                                    const custos_actor *actor, const char *action)
+static custos_err simple_transition(custos_request_summary *out, custos_engine *e, const char *id,
+                                    const custos_state *from, size_t n_from, custos_state to,
+                                    const char *reason, const custos_actor *actor,
+                                    const char *action)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_request r;
@@ -604,8 +598,7 @@ static custos_err simple_transition(custos_request_summary *out, custos_engine *
     char idbuf[CUSTOS_ID_LEN + 1];
 
     memset(&r, 0, sizeof(r));
-    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id",
-                  "missing argument");
+    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id", "missing argument");
     CUSTOS_GUARD(copy_id(idbuf, id));
     id = idbuf;
     memset(out, 0, sizeof(*out));
@@ -653,15 +646,13 @@ custos_err custos_engine_device_complete(custos_request_summary *out, custos_eng
                              "device.complete");
 }
 
-custos_err custos_engine_request_get(custos_request_summary *out, custos_engine *e,
-                                     const char *id)
+custos_err custos_engine_request_get(custos_request_summary *out, custos_engine *e, const char *id)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_request r;
     char idbuf[CUSTOS_ID_LEN + 1];
     memset(&r, 0, sizeof(r));
-    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id",
-                  "missing argument");
+    CUSTOS_ENSURE(out != NULL && e != NULL && id != NULL, CUSTOS_ERR_ARG, "id", "missing argument");
     CUSTOS_GUARD(copy_id(idbuf, id));
     id = idbuf;
     memset(out, 0, sizeof(*out));

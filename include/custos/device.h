@@ -46,9 +46,9 @@ typedef struct custos_device_identity {
     const char *hardware_id;
     const char *model;
     const char *firmware;
-    const custos_meta *manufacturer;   /**< manufacturer-defined identity fields */
+    const custos_meta *manufacturer; /**< manufacturer-defined identity fields */
     size_t manufacturer_count;
-    const custos_meta *metadata;       /**< free metadata, bounded (docs/formats.md) */
+    const custos_meta *metadata; /**< free metadata, bounded (docs/formats.md) */
     size_t metadata_count;
 } custos_device_identity;
 
@@ -60,13 +60,16 @@ enum custos_request_flags {
 
 typedef struct custos_request_options {
     unsigned version;
-    const char *component;             /**< component of this device in the package */
+    const char *component; /**< component of this device in the package */
     custos_device_identity identity;
     unsigned flags;
 } custos_request_options;
 
 #define CUSTOS_REQUEST_OPTIONS_VERSION 1
-#define CUSTOS_REQUEST_OPTIONS_INIT { CUSTOS_REQUEST_OPTIONS_VERSION, NULL, { 0 }, 0 }
+#define CUSTOS_REQUEST_OPTIONS_INIT                                                                \
+    {                                                                                              \
+        CUSTOS_REQUEST_OPTIONS_VERSION, NULL, {0}, 0                                               \
+    }
 
 /**
  * Initial provisioning: generate one key pair per template of the component,
@@ -85,8 +88,8 @@ CUSTOS_NODISCARD custos_err custos_device_request(uint8_t **out_request, size_t 
 typedef struct custos_install_result {
     char device_id[CUSTOS_ID_LEN + 1];
     char request_id[CUSTOS_ID_LEN + 1];
-    uint8_t profile_sha256[32];        /**< SHA-256 of the installed .mccp */
-    int rotated;                       /**< 1 if a previous generation was kept */
+    uint8_t profile_sha256[32]; /**< SHA-256 of the installed .mccp */
+    int rotated;                /**< 1 if a previous generation was kept */
 } custos_install_result;
 
 /**
@@ -98,8 +101,8 @@ typedef struct custos_install_result {
  * foreign profile changes nothing.
  */
 CUSTOS_NODISCARD custos_err custos_device_install(custos_install_result *out,
-                                                  const custos_port *port,
-                                                  const uint8_t *profile, size_t len);
+                                                  const custos_port *port, const uint8_t *profile,
+                                                  size_t len);
 
 /** A provisioned device, opened for operations. */
 typedef struct custos_device custos_device;
@@ -111,7 +114,10 @@ typedef struct custos_device_options {
 } custos_device_options;
 
 #define CUSTOS_DEVICE_OPTIONS_VERSION 1
-#define CUSTOS_DEVICE_OPTIONS_INIT { CUSTOS_DEVICE_OPTIONS_VERSION, 0 }
+#define CUSTOS_DEVICE_OPTIONS_INIT                                                                 \
+    {                                                                                              \
+        CUSTOS_DEVICE_OPTIONS_VERSION, 0                                                           \
+    }
 
 /**
  * Open the installed device files: verifies the profile against its Root of
@@ -134,7 +140,7 @@ typedef struct custos_key_info {
     const char *template_name;
     custos_alg alg;
     unsigned usage;
-    const uint8_t *cert_der;           /**< borrowed */
+    const uint8_t *cert_der; /**< borrowed */
     size_t cert_der_len;
     int64_t not_before;
     int64_t not_after;
@@ -176,8 +182,8 @@ CUSTOS_NODISCARD custos_err custos_device_sign(uint8_t *out, size_t cap, size_t 
  * no name is checked: set one with SSL_set1_host().
  * The caller owns the result (SSL_CTX_free()).
  */
-CUSTOS_NODISCARD custos_err custos_device_ssl_ctx(struct ssl_ctx_st **out,
-                                                  const custos_device *dev, const char *tmpl);
+CUSTOS_NODISCARD custos_err custos_device_ssl_ctx(struct ssl_ctx_st **out, const custos_device *dev,
+                                                  const char *tmpl);
 
 typedef struct custos_rotate_options {
     unsigned version;
@@ -190,7 +196,10 @@ typedef struct custos_rotate_options {
 } custos_rotate_options;
 
 #define CUSTOS_ROTATE_OPTIONS_VERSION 1
-#define CUSTOS_ROTATE_OPTIONS_INIT { CUSTOS_ROTATE_OPTIONS_VERSION, 0, NULL, NULL, 0 }
+#define CUSTOS_ROTATE_OPTIONS_INIT                                                                 \
+    {                                                                                              \
+        CUSTOS_ROTATE_OPTIONS_VERSION, 0, NULL, NULL, 0                                            \
+    }
 
 /**
  * Reprovisioning: build a request of kind "reprovision" signed with the

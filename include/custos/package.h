@@ -33,7 +33,10 @@ typedef struct custos_package_options {
 } custos_package_options;
 
 #define CUSTOS_PACKAGE_OPTIONS_VERSION 1
-#define CUSTOS_PACKAGE_OPTIONS_INIT { CUSTOS_PACKAGE_OPTIONS_VERSION, NULL, NULL, 0 }
+#define CUSTOS_PACKAGE_OPTIONS_INIT                                                                \
+    {                                                                                              \
+        CUSTOS_PACKAGE_OPTIONS_VERSION, NULL, NULL, 0                                              \
+    }
 
 /**
  * Verify and open a package: size, CMS signature by the package-signing key,
@@ -63,8 +66,7 @@ const char *custos_package_component_name(const custos_package *pkg, size_t i);
  * @return ::CUSTOS_ERR_UNKNOWN_COMPONENT if the package has no such component.
  */
 CUSTOS_NODISCARD custos_err custos_package_templates(const custos_key_template **out,
-                                                     size_t *out_count,
-                                                     const custos_package *pkg,
+                                                     size_t *out_count, const custos_package *pkg,
                                                      const char *component);
 
 /** Cloud service URL from the package ("" when none). */

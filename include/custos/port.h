@@ -35,21 +35,21 @@ extern "C" {
 
 /** One HTTP exchange for connected mode (filled by the library, answered by the port). */
 typedef struct custos_http_request {
-    const char *method;        /**< "GET" or "POST" */
-    const char *url;           /**< absolute https URL */
-    const char *content_type;  /**< NULL for no body */
+    const char *method;       /**< "GET" or "POST" */
+    const char *url;          /**< absolute https URL */
+    const char *content_type; /**< NULL for no body */
     const uint8_t *body;
     size_t body_len;
-    const uint8_t *trust_der;  /**< DER certificates (concatenated) the server must chain to */
+    const uint8_t *trust_der; /**< DER certificates (concatenated) the server must chain to */
     size_t trust_der_len;
 } custos_http_request;
 
 typedef struct custos_http_response {
-    long status;               /**< HTTP status, 0 if no response */
-    uint8_t *body;             /**< malloc'd by the port; the library frees it with free() */
+    long status;   /**< HTTP status, 0 if no response */
+    uint8_t *body; /**< malloc'd by the port; the library frees it with free() */
     size_t body_len;
     char content_type[128];
-    long retry_after;          /**< seconds from Retry-After, or -1 */
+    long retry_after; /**< seconds from Retry-After, or -1 */
 } custos_http_response;
 
 typedef struct custos_port {
@@ -71,8 +71,8 @@ typedef struct custos_port {
      * Read the whole object @p name into @p out. ::CUSTOS_ERR_NOT_FOUND if it
      * does not exist, ::CUSTOS_ERR_TOO_LARGE if it exceeds @p cap.
      */
-    custos_err (*storage_read)(uint8_t *out, size_t cap, size_t *out_len,
-                               const char *name, void *ctx);
+    custos_err (*storage_read)(uint8_t *out, size_t cap, size_t *out_len, const char *name,
+                               void *ctx);
 
     /**
      * Replace object @p name with @p data atomically and durably (POSIX: temp
@@ -113,7 +113,10 @@ typedef struct custos_port_posix_options {
 } custos_port_posix_options;
 
 #define CUSTOS_PORT_POSIX_OPTIONS_VERSION 1
-#define CUSTOS_PORT_POSIX_OPTIONS_INIT { CUSTOS_PORT_POSIX_OPTIONS_VERSION, NULL, NULL }
+#define CUSTOS_PORT_POSIX_OPTIONS_INIT                                                             \
+    {                                                                                              \
+        CUSTOS_PORT_POSIX_OPTIONS_VERSION, NULL, NULL                                              \
+    }
 
 /** Default device secret path of the posix port. */
 #define CUSTOS_DEFAULT_SECRET_FILE "/var/lib/custos/device-secret"

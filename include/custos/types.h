@@ -37,32 +37,32 @@ enum custos_usage {
 #define CUSTOS_MAX_IDENTITY_SIZE (64u * 1024u)
 #define CUSTOS_MAX_SYSTEM_JSON_SIZE (64u * 1024u)
 #define CUSTOS_MAX_RECEIPT_SIZE (16u * 1024u)
-#define CUSTOS_MAX_NAME_LEN 64       /**< system, component names */
+#define CUSTOS_MAX_NAME_LEN 64 /**< system, component names */
 #define CUSTOS_MAX_TEMPLATE_NAME_LEN 32
 #define CUSTOS_MAX_SUBJECT_LEN 256
-#define CUSTOS_MAX_TEMPLATES 8       /**< per component */
-#define CUSTOS_MAX_COMPONENTS 32     /**< per system */
+#define CUSTOS_MAX_TEMPLATES 8   /**< per component */
+#define CUSTOS_MAX_COMPONENTS 32 /**< per system */
 #define CUSTOS_MAX_SERIAL_LEN 64
 #define CUSTOS_MAX_HARDWARE_ID_LEN 128
 #define CUSTOS_MAX_MODEL_LEN 64
 #define CUSTOS_MAX_FIRMWARE_LEN 64
-#define CUSTOS_MAX_META_ENTRIES 16   /**< free metadata and manufacturer fields, each */
+#define CUSTOS_MAX_META_ENTRIES 16 /**< free metadata and manufacturer fields, each */
 #define CUSTOS_MAX_META_KEY_LEN 32
 #define CUSTOS_MAX_META_VALUE_LEN 256
 #define CUSTOS_MAX_CSR_SIZE 4096
 #define CUSTOS_MAX_CERT_SIZE 8192
 #define CUSTOS_MAX_URL_LEN 256
 #define CUSTOS_MAX_GATEWAYS 8
-#define CUSTOS_MAX_GENERATIONS 3     /**< key generations kept in one .mcpi */
+#define CUSTOS_MAX_GENERATIONS 3 /**< key generations kept in one .mcpi */
 #define CUSTOS_MAX_VALID_DAYS 36500
-#define CUSTOS_ID_LEN 26             /**< 128-bit ids: base32 lowercase, no padding */
+#define CUSTOS_ID_LEN 26 /**< 128-bit ids: base32 lowercase, no padding */
 
 /** A key template: one key pair per template of a component. */
 typedef struct custos_key_template {
     char name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
     custos_alg alg;
-    unsigned usage;                  /**< bit set of ::custos_usage */
-    unsigned valid_days;             /**< validity of the issued certificate */
+    unsigned usage;      /**< bit set of ::custos_usage */
+    unsigned valid_days; /**< validity of the issued certificate */
     /** Subject pattern, e.g. "CN={serial},OU={component},O=Acme Medical". */
     char subject[CUSTOS_MAX_SUBJECT_LEN + 1];
 } custos_key_template;

@@ -57,12 +57,13 @@ custos_err custos_cms_sign(uint8_t **out, size_t *out_len, custos_oid ct, const 
     /* OpenSSL 3.0's CMS cannot sign or verify with EdDSA (no RFC 8419 support). */
     CUSTOS_ENSURE(custos_key_alg(signer->key) != CUSTOS_ALG_ED25519, CUSTOS_ERR_UNSUPPORTED,
                   "signer", "Ed25519 keys cannot sign CMS with this OpenSSL; use ECDSA or RSA");
-    CUSTOS_ENSURE(X509_check_private_key(signer->cert, signer->key) == 1, CUSTOS_ERR_ARG,
-                  "signer", "the signing key does not match the signing certificate");
+    CUSTOS_ENSURE(X509_check_private_key(signer->cert, signer->key) == 1, CUSTOS_ERR_ARG, "signer",
+                  "the signing key does not match the signing certificate");
     ERR_clear_error();
     md = custos_key_md(signer->key);
     cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
-    if (cms == NULL || CMS_add1_signer(cms, signer->cert, signer->key, md, CMS_NOSMIMECAP) == NULL ||
+    if (cms == NULL ||
+        CMS_add1_signer(cms, signer->cert, signer->key, md, CMS_NOSMIMECAP) == NULL ||
         CMS_set1_eContentType(cms, OBJ_nid2obj(nid)) != 1) {
         ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up the CMS signer");
         goto out;
@@ -120,8 +121,8 @@ static custos_err cms_parse(CMS_ContentInfo **out, const uint8_t *der, size_t de
                   "the %s is %zu bytes, over the limit of %zu bytes", what, der_len, max);
     cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
     if (cms == NULL) {
-        ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, what,
-                                   "the %s is not a DER CMS message", what);
+        ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, what, "the %s is not a DER CMS message",
+                                   what);
         goto out;
     }
     CUSTOS_ENSURE(p == der + der_len, CUSTOS_ERR_MALFORMED, what,
@@ -129,8 +130,8 @@ static custos_err cms_parse(CMS_ContentInfo **out, const uint8_t *der, size_t de
                   (size_t)(der + der_len - p));
     CUSTOS_ENSURE(OBJ_obj2nid(CMS_get0_type(cms)) == NID_pkcs7_signed, CUSTOS_ERR_MALFORMED, what,
                   "the %s is not CMS SignedData", what);
-    CUSTOS_ENSURE(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) == 1, CUSTOS_ERR_MALFORMED,
-                  what, "the %s must have exactly one signer", what);
+    CUSTOS_ENSURE(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) == 1, CUSTOS_ERR_MALFORMED, what,
+                  "the %s must have exactly one signer", what);
     content = CMS_get0_content(cms);
     CUSTOS_ENSURE(content != NULL && *content != NULL, CUSTOS_ERR_MALFORMED, what,
                   "the %s carries no content", what);
@@ -199,7 +200,6 @@ static const char *role_name(int nid)
     return OBJ_nid2sn(nid) != NULL ? OBJ_nid2sn(nid) : "required";
 }
 
-
 /* ---- strictness: no unsigned byte may change without notice ---------------
  * CMS leaves a few bytes outside the signature: the version numbers, the
  * signatureAlgorithm identifier and any certificate the verifier does not
@@ -226,14 +226,13 @@ static custos_err check_versions(const uint8_t *der, size_t der_len, const char 
     long len = 0;
     int tag = 0, cls = 0, ok;
 
-    ok = tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE;  /* ContentInfo */
+    ok = tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE; /* ContentInfo */
     ok = ok && tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_OBJECT;
     p += ok ? len : 0;
     ok = ok && tlv(&p, &len, &tag, &cls, end) && cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0;
-    ok = ok && tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE;  /* SignedData */
+    ok = ok && tlv(&p, &len, &tag, &cls, end) && tag == V_ASN1_SEQUENCE; /* SignedData */
     sd_end = ok ? p + len : end;
-    ok = ok && tlv(&p, &len, &tag, &cls, sd_end) && tag == V_ASN1_INTEGER &&
-         integer_is(p, len, 3);
+    ok = ok && tlv(&p, &len, &tag, &cls, sd_end) && tag == V_ASN1_INTEGER && integer_is(p, len, 3);
     if (!ok)
         return custos_error_set(CUSTOS_ERR_MALFORMED, what,
                                 "the %s has an unexpected SignedData version", what);
@@ -276,8 +275,8 @@ static custos_err check_sig_alg(CMS_ContentInfo *cms, X509 *signer, const char *
         expected = NID_rsaEncryption;
         if (OBJ_obj2nid(sig_obj) == expected && (ptype == V_ASN1_NULL || ptype == V_ASN1_UNDEF))
             return CUSTOS_OK;
-    } else if (OBJ_find_sigid_by_algs(&expected, OBJ_obj2nid(dig_obj),
-                                      EVP_PKEY_get_base_id(pub)) == 1 &&
+    } else if (OBJ_find_sigid_by_algs(&expected, OBJ_obj2nid(dig_obj), EVP_PKEY_get_base_id(pub)) ==
+                   1 &&
                OBJ_obj2nid(sig_obj) == expected && ptype == V_ASN1_UNDEF) {
         return CUSTOS_OK;
     }
@@ -296,7 +295,8 @@ static custos_err check_carried(STACK_OF(X509) *carried, STACK_OF(X509) *chain, 
         if (!found)
             return custos_error_set(CUSTOS_ERR_MALFORMED, what,
                                     "the %s carries a certificate that is not in its signer's "
-                                    "chain (certificate %d)", what, i + 1);
+                                    "chain (certificate %d)",
+                                    what, i + 1);
     }
     return CUSTOS_OK;
 }
@@ -371,8 +371,7 @@ out:
 
 custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_signer,
                              STACK_OF(X509) **out_certs, const uint8_t *der, size_t der_len,
-                             size_t max, custos_oid ct, const custos_trust *trust,
-                             const char *what)
+                             size_t max, custos_oid ct, const custos_trust *trust, const char *what)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     CMS_ContentInfo *cms = NULL;
@@ -404,7 +403,8 @@ custos_err custos_cms_verify(uint8_t **out_content, size_t *out_len, X509 **out_
     ERR_clear_error();
     if (CMS_verify(cms, NULL, NULL, NULL, sink, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
         e = ERR_peek_error();
-        if (ERR_GET_LIB(e) == ERR_LIB_CMS && ERR_GET_REASON(e) == CMS_R_SIGNER_CERTIFICATE_NOT_FOUND)
+        if (ERR_GET_LIB(e) == ERR_LIB_CMS &&
+            ERR_GET_REASON(e) == CMS_R_SIGNER_CERTIFICATE_NOT_FOUND)
             ret = custos_error_set_ssl(CUSTOS_ERR_MALFORMED, "signer",
                                        "the %s does not carry its signer's certificate", what);
         else

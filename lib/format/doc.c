@@ -17,8 +17,8 @@ custos_err custos_doc_copy(char *dst, size_t cap, const char *src, custos_doc_ki
 
     if (dst != NULL && cap > 0)
         dst[0] = '\0';
-    CUSTOS_ENSURE(dst != NULL && cap > 1 && src != NULL, CUSTOS_ERR_ARG, field,
-                  "%s is missing", field);
+    CUSTOS_ENSURE(dst != NULL && cap > 1 && src != NULL, CUSTOS_ERR_ARG, field, "%s is missing",
+                  field);
     len = strlen(src);
     CUSTOS_ENSURE(len <= cap - 1, CUSTOS_ERR_LIMIT, field, "%s is longer than %zu bytes", field,
                   cap - 1);
@@ -36,8 +36,7 @@ custos_err custos_doc_copy(char *dst, size_t cap, const char *src, custos_doc_ki
         ok = custos_text_valid(src, cap - 1);
         break;
     }
-    CUSTOS_ENSURE(ok, CUSTOS_ERR_MALFORMED, field, "%s has characters that are not allowed",
-                  field);
+    CUSTOS_ENSURE(ok, CUSTOS_ERR_MALFORMED, field, "%s has characters that are not allowed", field);
     memcpy(dst, src, len + 1);
     ret = CUSTOS_OK;
 out:
@@ -90,8 +89,7 @@ custos_err custos_doc_check_header_of(const json_t *j, const char *want, const c
     const json_t *format = json_object_get(j, "format"), *version = json_object_get(j, "version");
 
     if (!json_is_string(format))
-        return custos_error_set(CUSTOS_ERR_MALFORMED, "format", "%s: \"format\" is required",
-                                what);
+        return custos_error_set(CUSTOS_ERR_MALFORMED, "format", "%s: \"format\" is required", what);
     if (!json_is_integer(version))
         return custos_error_set(CUSTOS_ERR_MALFORMED, "version",
                                 "%s: \"version\" is required (an integer)", what);
@@ -155,8 +153,7 @@ custos_err custos_doc_services_from_json(custos_services *out, const json_t *j, 
         snprintf(f, sizeof(f), "%s.gateways[%zu]", field, i);
         CUSTOS_ENSURE(json_is_string(g) && json_string_length(g) > 0, CUSTOS_ERR_MALFORMED, f,
                       "%s must be a non-empty string", f);
-        CUSTOS_GUARD(url_copy(out->gateways[i], sizeof(out->gateways[i]), json_string_value(g),
-                              f));
+        CUSTOS_GUARD(url_copy(out->gateways[i], sizeof(out->gateways[i]), json_string_value(g), f));
         out->n_gateways++;
     }
     ret = CUSTOS_OK;
@@ -193,8 +190,8 @@ out:
     return ret;
 }
 
-custos_err custos_doc_certs_from_json(STACK_OF(X509) **out, const json_t *j, size_t min,
-                                      size_t max, const char *field)
+custos_err custos_doc_certs_from_json(STACK_OF(X509) **out, const json_t *j, size_t min, size_t max,
+                                      const char *field)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     STACK_OF(X509) *sk = NULL;
@@ -312,8 +309,8 @@ custos_err custos_doc_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, X509_S
     CUSTOS_ENSURE(ctx != NULL, CUSTOS_ERR_NOMEM, field, "out of memory");
     CUSTOS_ENSURE(leaf != NULL && store != NULL, CUSTOS_ERR_ARG, field, "%s: nothing to verify",
                   field);
-    CUSTOS_ENSURE(X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1, CUSTOS_ERR_INTERNAL,
-                  field, "X509_STORE_CTX_init failed");
+    CUSTOS_ENSURE(X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1, CUSTOS_ERR_INTERNAL, field,
+                  "X509_STORE_CTX_init failed");
     X509_STORE_CTX_set_time(ctx, 0, (time_t)now);
     if (X509_verify_cert(ctx) != 1) {
         int err = X509_STORE_CTX_get_error(ctx);
@@ -324,14 +321,13 @@ custos_err custos_doc_chain_verify(X509 *leaf, STACK_OF(X509) *untrusted, X509_S
         if (err == X509_V_ERR_CERT_HAS_EXPIRED &&
             custos_asn1_time_to_unix(&t, X509_get0_notAfter(bad)) == 0) {
             custos_time_format(when, t);
-            ret = custos_error_set(CUSTOS_ERR_EXPIRED, field,
-                                   "%s: certificate %s expired at %s", field, label, when);
+            ret = custos_error_set(CUSTOS_ERR_EXPIRED, field, "%s: certificate %s expired at %s",
+                                   field, label, when);
         } else if (err == X509_V_ERR_CERT_NOT_YET_VALID &&
                    custos_asn1_time_to_unix(&t, X509_get0_notBefore(bad)) == 0) {
             custos_time_format(when, t);
             ret = custos_error_set(CUSTOS_ERR_NOT_YET_VALID, field,
-                                   "%s: certificate %s is not valid before %s", field, label,
-                                   when);
+                                   "%s: certificate %s is not valid before %s", field, label, when);
         } else {
             ret = custos_error_set(CUSTOS_ERR_UNTRUSTED, field,
                                    "%s: certificate %s does not chain to the Root of Trust: %s",

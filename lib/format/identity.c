@@ -246,8 +246,8 @@ static custos_err header_gens_to_json(json_t **out, const custos_identity_doc *d
             custos_hex_encode(hex, h, sizeof(h));
             k = json_pack("{s:s, s:s, s:s}", "template", key->template_name, "algorithm",
                           custos_alg_name(alg), "public_key_sha256", hex);
-            CUSTOS_ENSURE(k != NULL && json_array_append_new(keys, k) == 0, CUSTOS_ERR_NOMEM,
-                          NULL, "out of memory");
+            CUSTOS_ENSURE(k != NULL && json_array_append_new(keys, k) == 0, CUSTOS_ERR_NOMEM, NULL,
+                          "out of memory");
             k = NULL;
         }
         k = json_pack("{s:s, s:o}", "request_id", gen->request_id, "keys", keys);
@@ -344,10 +344,10 @@ static custos_err header_gens_parse(custos_identity_doc *d, header_info *hi, con
         (void)snprintf(f, sizeof(f), "generations[%zu].request_id", g);
         v = json_object_get(jg, "request_id");
         CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, f, "%s is required", f);
-        CUSTOS_GUARD(custos_doc_copy(gen->request_id, sizeof(gen->request_id),
-                                     json_string_value(v), CUSTOS_DOC_ID, f));
-        CUSTOS_ENSURE(custos_identity_doc_gen(d, gen->request_id) == NULL, CUSTOS_ERR_DUPLICATE,
-                      f, "%s: request id listed twice", f);
+        CUSTOS_GUARD(custos_doc_copy(gen->request_id, sizeof(gen->request_id), json_string_value(v),
+                                     CUSTOS_DOC_ID, f));
+        CUSTOS_ENSURE(custos_identity_doc_gen(d, gen->request_id) == NULL, CUSTOS_ERR_DUPLICATE, f,
+                      "%s: request id listed twice", f);
         keys = json_object_get(jg, "keys");
         (void)snprintf(f, sizeof(f), "generations[%zu].keys", g);
         CUSTOS_ENSURE(json_is_array(keys) && json_array_size(keys) >= 1, CUSTOS_ERR_MALFORMED, f,
@@ -360,8 +360,7 @@ static custos_err header_gens_parse(custos_identity_doc *d, header_info *hi, con
             (void)snprintf(f, sizeof(f), "generations[%zu].keys[%zu]", g, i);
             CUSTOS_GUARD(custos_json_check_keys(jk, key_keys, f));
             v = json_object_get(jk, "template");
-            CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, f, "%s.template is required",
-                          f);
+            CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, f, "%s.template is required", f);
             CUSTOS_GUARD(custos_doc_copy(gen->keys[i].template_name,
                                          sizeof(gen->keys[i].template_name), json_string_value(v),
                                          CUSTOS_DOC_NAME, f));
@@ -387,9 +386,9 @@ out:
 
 static custos_err header_parse(custos_identity_doc *d, header_info *hi, const json_t *h)
 {
-    static const char *const keys[] = {"format", "version", "lock", "salt", "iv", "lock_id",
-                                       "system", "component", "serial", "mock", "root_of_trust",
-                                       "services", "generations", NULL};
+    static const char *const keys[] = {"format",        "version",  "lock",        "salt",   "iv",
+                                       "lock_id",       "system",   "component",   "serial", "mock",
+                                       "root_of_trust", "services", "generations", NULL};
     custos_err ret = CUSTOS_ERR_INTERNAL;
     const json_t *v;
     const char *lock;
@@ -419,8 +418,7 @@ static custos_err header_parse(custos_identity_doc *d, header_info *hi, const js
     if (hi->locked) {
         CUSTOS_GUARD(b64_fixed(hi->salt, SALT_LEN, json_object_get(h, "salt"), "salt"));
         CUSTOS_GUARD(b64_fixed(hi->iv, IV_LEN, json_object_get(h, "iv"), "iv"));
-        CUSTOS_GUARD(b64_fixed(hi->lock_id, LOCK_ID_LEN, json_object_get(h, "lock_id"),
-                               "lock_id"));
+        CUSTOS_GUARD(b64_fixed(hi->lock_id, LOCK_ID_LEN, json_object_get(h, "lock_id"), "lock_id"));
     } else {
         CUSTOS_ENSURE(json_object_get(h, "salt") == NULL && json_object_get(h, "iv") == NULL &&
                           json_object_get(h, "lock_id") == NULL,
@@ -526,13 +524,12 @@ static custos_err body_build(uint8_t **out, size_t *out_len, const custos_identi
         CUSTOS_ENSURE(keys != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
         for (size_t i = 0; i < d->gens[g].n_keys; i++) {
             CUSTOS_GUARD(key_to_b64(&b64, d->gens[g].keys[i].key));
-            k = json_pack("{s:s, s:s}", "template", d->gens[g].keys[i].template_name, "pkcs8",
-                          b64);
+            k = json_pack("{s:s, s:s}", "template", d->gens[g].keys[i].template_name, "pkcs8", b64);
             OPENSSL_cleanse(b64, strlen(b64));
             free(b64);
             b64 = NULL;
-            CUSTOS_ENSURE(k != NULL && json_array_append_new(keys, k) == 0, CUSTOS_ERR_NOMEM,
-                          NULL, "out of memory");
+            CUSTOS_ENSURE(k != NULL && json_array_append_new(keys, k) == 0, CUSTOS_ERR_NOMEM, NULL,
+                          "out of memory");
             k = NULL;
         }
         k = json_pack("{s:s, s:o}", "request_id", d->gens[g].request_id, "keys", keys);
@@ -640,8 +637,8 @@ static custos_err doc_check(const custos_identity_doc *d)
     CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_ARG, "identity", "no identity to encode");
     CUSTOS_ENSURE(custos_name_valid(d->system, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_ARG, "system",
                   "identity has no valid system name");
-    CUSTOS_ENSURE(custos_name_valid(d->component, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_ARG,
-                  "component", "identity has no valid component name");
+    CUSTOS_ENSURE(custos_name_valid(d->component, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_ARG, "component",
+                  "identity has no valid component name");
     CUSTOS_ENSURE(custos_serial_valid(d->serial), CUSTOS_ERR_ARG, "serial",
                   "identity has no valid serial number");
     CUSTOS_ENSURE(d->n_gens <= CUSTOS_MAX_GENERATIONS, CUSTOS_ERR_LIMIT, "generations",
@@ -661,8 +658,7 @@ out:
 }
 
 custos_err custos_identity_encode(uint8_t **out, size_t *out_len, const custos_identity_doc *d,
-                                  const uint8_t *secret, size_t secret_len,
-                                  const custos_port *port)
+                                  const uint8_t *secret, size_t secret_len, const custos_port *port)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     header_info hi;

@@ -311,8 +311,8 @@ static custos_err parse_bootstrap(custos_package_doc *d, const json_t *j)
     X509_SIG *sig = NULL;
     const unsigned char *p = NULL;
 
-    if (json_unpack_ex((json_t *)j, &jerr, JSON_STRICT, "{s:s, s:o, s:s !}", "certificate",
-                       &cert, "chain", &chain, "encrypted_key", &key) != 0) {
+    if (json_unpack_ex((json_t *)j, &jerr, JSON_STRICT, "{s:s, s:o, s:s !}", "certificate", &cert,
+                       "chain", &chain, "encrypted_key", &key) != 0) {
         ret = custos_doc_unpack_error(&jerr, "bootstrap");
         goto out;
     }
@@ -347,16 +347,15 @@ static custos_err parse_json(custos_package_doc *d, const uint8_t *content, size
     if (json_unpack_ex(j, &jerr, JSON_STRICT,
                        "{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o !}", "format", &format,
                        "version", &version, "package_id", &id, "system", &system, "created",
-                       &created, "expires", &expires, "components", &comps, "services",
-                       &services, "root_of_trust", &roots, "bootstrap", &bootstrap) != 0) {
+                       &created, "expires", &expires, "components", &comps, "services", &services,
+                       "root_of_trust", &roots, "bootstrap", &bootstrap) != 0) {
         ret = custos_doc_unpack_error(&jerr, WHAT " content");
         goto out;
     }
     CUSTOS_GUARD(custos_doc_check_header(format, version, "custos-package", WHAT));
-    CUSTOS_GUARD(custos_doc_copy(d->package_id, sizeof(d->package_id), id, CUSTOS_DOC_ID,
-                                 "package_id"));
-    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME,
-                                 "system"));
+    CUSTOS_GUARD(
+        custos_doc_copy(d->package_id, sizeof(d->package_id), id, CUSTOS_DOC_ID, "package_id"));
+    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME, "system"));
     CUSTOS_GUARD(custos_doc_time(&d->created, created, "created"));
     CUSTOS_GUARD(custos_doc_time(&d->expires, expires, "expires"));
     CUSTOS_GUARD(parse_components(d, comps));
@@ -377,8 +376,7 @@ out:
 /* Semantic checks once the content is trusted: the root that verified the
  * signature is part of the Root of Trust, expiry is the bootstrap notAfter,
  * and the bootstrap certificate is a bootstrap credential under that root. */
-static custos_err check_doc(const custos_package_doc *d, X509 *root, X509_STORE *store,
-                            int64_t now)
+static custos_err check_doc(const custos_package_doc *d, X509 *root, X509_STORE *store, int64_t now)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     int64_t not_after = 0;
@@ -392,8 +390,7 @@ static custos_err check_doc(const custos_package_doc *d, X509 *root, X509_STORE 
     custos_time_format(when, d->expires);
     CUSTOS_ENSURE(now <= d->expires, CUSTOS_ERR_EXPIRED, "expires",
                   "provisioning package expired at %s", when);
-    CUSTOS_ENSURE(custos_x509_has_eku(d->bootstrap_cert,
-                                          custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP)),
+    CUSTOS_ENSURE(custos_x509_has_eku(d->bootstrap_cert, custos_oid_nid(CUSTOS_OID_EKU_BOOTSTRAP)),
                   CUSTOS_ERR_UNTRUSTED, "bootstrap.certificate",
                   WHAT ": the bootstrap certificate lacks the bootstrap extended key usage");
     CUSTOS_GUARD(custos_doc_chain_verify(d->bootstrap_cert, d->bootstrap_chain, store, now,
@@ -435,8 +432,8 @@ custos_err custos_package_decode(custos_package_doc **out, const uint8_t *der, s
     trust.signer_eku_nid = custos_oid_nid(CUSTOS_OID_EKU_PACKAGE_SIGNING);
     CUSTOS_GUARD(custos_cms_verify(&content, &content_len, &signer, NULL, der, len,
                                    CUSTOS_MAX_PACKAGE_SIZE, CUSTOS_OID_CT_PACKAGE, &trust, WHAT));
-    CUSTOS_ENSURE(custos_x509_has_eku(signer, trust.signer_eku_nid), CUSTOS_ERR_UNTRUSTED,
-                  "signer", WHAT ": the signer lacks the package-signing extended key usage");
+    CUSTOS_ENSURE(custos_x509_has_eku(signer, trust.signer_eku_nid), CUSTOS_ERR_UNTRUSTED, "signer",
+                  WHAT ": the signer lacks the package-signing extended key usage");
     d = custos_package_doc_new();
     CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     CUSTOS_GUARD(parse_json(d, content, content_len));

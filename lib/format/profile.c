@@ -33,25 +33,26 @@ static custos_err check_doc(const custos_profile_doc *d)
                   "device_id is not a valid id");
     CUSTOS_ENSURE(custos_id_valid(d->request_id), CUSTOS_ERR_MALFORMED, "request_id",
                   "request_id is not a valid id");
-    CUSTOS_ENSURE(custos_name_valid(d->system, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED,
-                  "system", "system is not a valid name");
+    CUSTOS_ENSURE(custos_name_valid(d->system, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED, "system",
+                  "system is not a valid name");
     CUSTOS_ENSURE(custos_name_valid(d->component, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED,
                   "component", "component is not a valid name");
     CUSTOS_ENSURE(custos_serial_valid(d->serial), CUSTOS_ERR_MALFORMED, "serial",
                   "serial is not a valid serial number");
     CUSTOS_ENSURE(d->n_certs >= 1 && d->n_certs <= CUSTOS_MAX_TEMPLATES, CUSTOS_ERR_LIMIT,
-                  "certificates", "a profile carries 1 to %d certificates",
-                  CUSTOS_MAX_TEMPLATES);
+                  "certificates", "a profile carries 1 to %d certificates", CUSTOS_MAX_TEMPLATES);
     for (size_t i = 0; i < d->n_certs; i++) {
         CUSTOS_ENSURE(custos_name_valid(d->certs[i].template_name, CUSTOS_MAX_TEMPLATE_NAME_LEN),
-                      CUSTOS_ERR_MALFORMED, "certificates", "certificates[%zu].template is not "
-                      "a valid template name", i);
+                      CUSTOS_ERR_MALFORMED, "certificates",
+                      "certificates[%zu].template is not "
+                      "a valid template name",
+                      i);
         CUSTOS_ENSURE(d->certs[i].cert != NULL, CUSTOS_ERR_ARG, "certificates",
                       "no certificate for template '%s'", d->certs[i].template_name);
         for (size_t k = 0; k < i; k++)
             CUSTOS_ENSURE(strcmp(d->certs[k].template_name, d->certs[i].template_name) != 0,
-                          CUSTOS_ERR_DUPLICATE, "certificates",
-                          "template '%s' appears twice", d->certs[i].template_name);
+                          CUSTOS_ERR_DUPLICATE, "certificates", "template '%s' appears twice",
+                          d->certs[i].template_name);
     }
     CUSTOS_ENSURE(d->chain == NULL || sk_X509_num(d->chain) <= CUSTOS_DOC_MAX_CERTS,
                   CUSTOS_ERR_LIMIT, "chain", "chain has more than %d certificates",
@@ -85,8 +86,7 @@ static custos_err certs_to_json(json_t **out, const custos_profile_doc *d)
         CUSTOS_ENSURE(c != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
         CUSTOS_GUARD(custos_doc_set_string(c, "template", d->certs[i].template_name));
         CUSTOS_GUARD(custos_doc_set_string(c, "certificate", b64));
-        CUSTOS_ENSURE(json_array_append_new(arr, c) == 0, CUSTOS_ERR_NOMEM, NULL,
-                      "out of memory");
+        CUSTOS_ENSURE(json_array_append_new(arr, c) == 0, CUSTOS_ERR_NOMEM, NULL, "out of memory");
         c = NULL;
         free(b64);
         b64 = NULL;
@@ -112,8 +112,8 @@ static custos_err config_to_json(json_t **out, const custos_profile_doc *d)
     CUSTOS_GUARD(custos_doc_services_to_json(&s, &d->services));
     CUSTOS_GUARD(custos_doc_set(o, "services", s));
     s = NULL;
-    CUSTOS_GUARD(custos_doc_set(o, "renewal_window_days",
-                                json_integer((json_int_t)d->renewal_window_days)));
+    CUSTOS_GUARD(
+        custos_doc_set(o, "renewal_window_days", json_integer((json_int_t)d->renewal_window_days)));
     *out = o;
     o = NULL;
     ret = CUSTOS_OK;
@@ -194,20 +194,19 @@ static custos_err certs_from_json(custos_profile_doc *d, const json_t *arr)
 
     CUSTOS_ENSURE(json_is_array(arr) && json_array_size(arr) >= 1, CUSTOS_ERR_MALFORMED,
                   "certificates", "certificates must be a non-empty array");
-    CUSTOS_ENSURE(json_array_size(arr) <= CUSTOS_MAX_TEMPLATES, CUSTOS_ERR_LIMIT,
-                  "certificates", "a profile carries at most %d certificates",
-                  CUSTOS_MAX_TEMPLATES);
+    CUSTOS_ENSURE(json_array_size(arr) <= CUSTOS_MAX_TEMPLATES, CUSTOS_ERR_LIMIT, "certificates",
+                  "a profile carries at most %d certificates", CUSTOS_MAX_TEMPLATES);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         custos_profile_cert *c = &d->certs[i];
         snprintf(f, sizeof(f), "certificates[%zu]", i);
-        if (json_unpack_ex(json_array_get(arr, i), &jerr, JSON_STRICT, "{s:s, s:s !}",
-                           "template", &tmpl, "certificate", &cert) != 0) {
+        if (json_unpack_ex(json_array_get(arr, i), &jerr, JSON_STRICT, "{s:s, s:s !}", "template",
+                           &tmpl, "certificate", &cert) != 0) {
             ret = custos_doc_unpack_error(&jerr, f);
             goto out;
         }
         snprintf(f, sizeof(f), "certificates[%zu].template", i);
-        CUSTOS_GUARD(custos_doc_copy(c->template_name, sizeof(c->template_name), tmpl,
-                                     CUSTOS_DOC_NAME, f));
+        CUSTOS_GUARD(
+            custos_doc_copy(c->template_name, sizeof(c->template_name), tmpl, CUSTOS_DOC_NAME, f));
         snprintf(f, sizeof(f), "certificates.%s", c->template_name);
         CUSTOS_GUARD(custos_x509_from_b64(&c->cert, cert, f));
         d->n_certs++;
@@ -256,27 +255,26 @@ static custos_err parse_json(custos_profile_doc *d, const uint8_t *content, size
                        "{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s !}",
                        "format", &format, "version", &version, "device_id", &device_id,
                        "request_id", &request_id, "request_sha256", &sha, "system", &system,
-                       "component", &component, "serial", &serial, "mock", &mock,
-                       "certificates", &certs, "chain", &chain, "root_of_trust", &roots,
-                       "configuration", &config, "issued", &issued) != 0) {
+                       "component", &component, "serial", &serial, "mock", &mock, "certificates",
+                       &certs, "chain", &chain, "root_of_trust", &roots, "configuration", &config,
+                       "issued", &issued) != 0) {
         ret = custos_doc_unpack_error(&jerr, WHAT " content");
         goto out;
     }
     CUSTOS_GUARD(custos_doc_check_header(format, version, "custos-profile", WHAT));
-    CUSTOS_GUARD(custos_doc_copy(d->device_id, sizeof(d->device_id), device_id, CUSTOS_DOC_ID,
-                                 "device_id"));
-    CUSTOS_GUARD(custos_doc_copy(d->request_id, sizeof(d->request_id), request_id,
-                                 CUSTOS_DOC_ID, "request_id"));
+    CUSTOS_GUARD(
+        custos_doc_copy(d->device_id, sizeof(d->device_id), device_id, CUSTOS_DOC_ID, "device_id"));
+    CUSTOS_GUARD(custos_doc_copy(d->request_id, sizeof(d->request_id), request_id, CUSTOS_DOC_ID,
+                                 "request_id"));
     CUSTOS_ENSURE(strlen(sha) == 64, CUSTOS_ERR_MALFORMED, "request_sha256",
                   "request_sha256 must be 64 hex digits");
-    CUSTOS_GUARD(custos_hex_decode(d->request_sha256, sizeof(d->request_sha256), sha,
-                                   "request_sha256"));
-    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME,
-                                 "system"));
-    CUSTOS_GUARD(custos_doc_copy(d->component, sizeof(d->component), component,
-                                 CUSTOS_DOC_NAME, "component"));
-    CUSTOS_GUARD(custos_doc_copy(d->serial, sizeof(d->serial), serial, CUSTOS_DOC_SERIAL,
-                                 "serial"));
+    CUSTOS_GUARD(
+        custos_hex_decode(d->request_sha256, sizeof(d->request_sha256), sha, "request_sha256"));
+    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME, "system"));
+    CUSTOS_GUARD(custos_doc_copy(d->component, sizeof(d->component), component, CUSTOS_DOC_NAME,
+                                 "component"));
+    CUSTOS_GUARD(
+        custos_doc_copy(d->serial, sizeof(d->serial), serial, CUSTOS_DOC_SERIAL, "serial"));
     d->mock = mock ? 1 : 0;
     CUSTOS_GUARD(certs_from_json(d, certs));
     CUSTOS_GUARD(custos_doc_certs_from_json(&d->chain, chain, 0, CUSTOS_DOC_MAX_CERTS, "chain"));
@@ -311,8 +309,8 @@ static custos_err check_chains(const custos_profile_doc *d, const custos_trust *
     }
     for (size_t i = 0; i < d->n_certs; i++) {
         snprintf(f, sizeof(f), "certificates.%s", d->certs[i].template_name);
-        CUSTOS_GUARD(custos_doc_chain_verify(d->certs[i].cert, untrusted, trust->store,
-                                             trust->now, f));
+        CUSTOS_GUARD(
+            custos_doc_chain_verify(d->certs[i].cert, untrusted, trust->store, trust->now, f));
     }
     ret = CUSTOS_OK;
 out:
@@ -337,8 +335,8 @@ custos_err custos_profile_decode(custos_profile_doc **out, const uint8_t *der, s
     t.signer_eku_nid = custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING);
     CUSTOS_GUARD(custos_cms_verify(&content, &content_len, &signer, NULL, der, len,
                                    CUSTOS_MAX_PROFILE_SIZE, CUSTOS_OID_CT_PROFILE, &t, WHAT));
-    CUSTOS_ENSURE(custos_x509_has_eku(signer, t.signer_eku_nid), CUSTOS_ERR_UNTRUSTED,
-                  "signer", WHAT ": the signer lacks the profile-signing extended key usage");
+    CUSTOS_ENSURE(custos_x509_has_eku(signer, t.signer_eku_nid), CUSTOS_ERR_UNTRUSTED, "signer",
+                  WHAT ": the signer lacks the profile-signing extended key usage");
     d = custos_profile_doc_new();
     CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     CUSTOS_GUARD(parse_json(d, content, content_len));

@@ -72,9 +72,10 @@ static custos_err check_meta(const custos_meta_entry *m, size_t n, const char *f
                   "%s has more than %d entries", field, CUSTOS_MAX_META_ENTRIES);
     for (size_t i = 0; i < n; i++) {
         snprintf(f, sizeof(f), "%s.%.32s", field, m[i].key);
-        CUSTOS_ENSURE(custos_name_valid(m[i].key, CUSTOS_MAX_META_KEY_LEN), CUSTOS_ERR_MALFORMED,
-                      f, "%s: keys are 1 to %d characters of [a-z0-9_.-], starting with a letter "
-                      "or digit", f, CUSTOS_MAX_META_KEY_LEN);
+        CUSTOS_ENSURE(custos_name_valid(m[i].key, CUSTOS_MAX_META_KEY_LEN), CUSTOS_ERR_MALFORMED, f,
+                      "%s: keys are 1 to %d characters of [a-z0-9_.-], starting with a letter "
+                      "or digit",
+                      f, CUSTOS_MAX_META_KEY_LEN);
         CUSTOS_ENSURE(strlen(m[i].value) <= CUSTOS_MAX_META_VALUE_LEN, CUSTOS_ERR_LIMIT, f,
                       "%s is longer than %d bytes", f, CUSTOS_MAX_META_VALUE_LEN);
         CUSTOS_ENSURE(custos_text_valid(m[i].value, CUSTOS_MAX_META_VALUE_LEN),
@@ -97,8 +98,8 @@ static custos_err check_doc(const custos_request_doc *d)
                   "request_id is not a valid id");
     CUSTOS_ENSURE(d->kind == CUSTOS_REQUEST_INITIAL || d->kind == CUSTOS_REQUEST_REPROVISION,
                   CUSTOS_ERR_MALFORMED, "kind", "kind must be initial or reprovision");
-    CUSTOS_ENSURE(custos_name_valid(d->system, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED,
-                  "system", "system is not a valid name");
+    CUSTOS_ENSURE(custos_name_valid(d->system, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED, "system",
+                  "system is not a valid name");
     CUSTOS_ENSURE(custos_name_valid(d->component, CUSTOS_MAX_NAME_LEN), CUSTOS_ERR_MALFORMED,
                   "component", "component is not a valid name");
     if (d->kind == CUSTOS_REQUEST_INITIAL) {
@@ -213,8 +214,7 @@ static custos_err keys_to_json(json_t **out, const custos_request_doc *d)
         CUSTOS_ENSURE(k != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
         CUSTOS_GUARD(custos_doc_set_string(k, "template", d->keys[i].template_name));
         CUSTOS_GUARD(custos_doc_set_string(k, "csr", b64));
-        CUSTOS_ENSURE(json_array_append_new(arr, k) == 0, CUSTOS_ERR_NOMEM, NULL,
-                      "out of memory");
+        CUSTOS_ENSURE(json_array_append_new(arr, k) == 0, CUSTOS_ERR_NOMEM, NULL, "out of memory");
         k = NULL;
         OPENSSL_free(der);
         der = NULL;
@@ -307,7 +307,8 @@ static custos_err meta_from_json(custos_meta_entry *m, size_t *n, const json_t *
     CUSTOS_ENSURE(json_is_object(o), CUSTOS_ERR_MALFORMED, field, "%s must be an object", field);
     CUSTOS_ENSURE(json_object_size(o) <= CUSTOS_MAX_META_ENTRIES, CUSTOS_ERR_LIMIT, field,
                   "%s has more than %d entries", field, CUSTOS_MAX_META_ENTRIES);
-    json_object_foreach((json_t *)o, key, v) {
+    json_object_foreach((json_t *)o, key, v)
+    {
         snprintf(f, sizeof(f), "%s.%.40s", field, key);
         CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, f, "%s must be a string", f);
         CUSTOS_GUARD(custos_doc_copy(m[*n].key, sizeof(m[*n].key), key, CUSTOS_DOC_NAME, f));
@@ -333,20 +334,20 @@ static custos_err device_from_json(custos_request_doc *d, const json_t *j)
         ret = custos_doc_unpack_error(&jerr, "device");
         goto out;
     }
-    CUSTOS_GUARD(custos_doc_copy(d->serial, sizeof(d->serial), serial, CUSTOS_DOC_SERIAL,
-                                 "device.serial"));
+    CUSTOS_GUARD(
+        custos_doc_copy(d->serial, sizeof(d->serial), serial, CUSTOS_DOC_SERIAL, "device.serial"));
     if (hw[0] != '\0')
         CUSTOS_GUARD(custos_doc_copy(d->hardware_id, sizeof(d->hardware_id), hw, CUSTOS_DOC_TEXT,
                                      "device.hardware_id"));
     if (model[0] != '\0')
-        CUSTOS_GUARD(custos_doc_copy(d->model, sizeof(d->model), model, CUSTOS_DOC_TEXT,
-                                     "device.model"));
+        CUSTOS_GUARD(
+            custos_doc_copy(d->model, sizeof(d->model), model, CUSTOS_DOC_TEXT, "device.model"));
     if (fw[0] != '\0')
         CUSTOS_GUARD(custos_doc_copy(d->firmware, sizeof(d->firmware), fw, CUSTOS_DOC_TEXT,
                                      "device.firmware"));
     if (man != NULL)
-        CUSTOS_GUARD(meta_from_json(d->manufacturer, &d->n_manufacturer, man,
-                                    "device.manufacturer"));
+        CUSTOS_GUARD(
+            meta_from_json(d->manufacturer, &d->n_manufacturer, man, "device.manufacturer"));
     ret = CUSTOS_OK;
 out:
     return ret;
@@ -398,14 +399,14 @@ static custos_err keys_from_json(custos_request_doc *d, const json_t *arr, int p
     for (size_t i = 0; i < json_array_size(arr); i++) {
         custos_request_key *k = &d->keys[i];
         snprintf(f, sizeof(f), "keys[%zu]", i);
-        if (json_unpack_ex(json_array_get(arr, i), &jerr, JSON_STRICT, "{s:s, s:s !}",
-                           "template", &tmpl, "csr", &csr) != 0) {
+        if (json_unpack_ex(json_array_get(arr, i), &jerr, JSON_STRICT, "{s:s, s:s !}", "template",
+                           &tmpl, "csr", &csr) != 0) {
             ret = custos_doc_unpack_error(&jerr, f);
             goto out;
         }
         snprintf(f, sizeof(f), "keys[%zu].template", i);
-        CUSTOS_GUARD(custos_doc_copy(k->template_name, sizeof(k->template_name), tmpl,
-                                     CUSTOS_DOC_NAME, f));
+        CUSTOS_GUARD(
+            custos_doc_copy(k->template_name, sizeof(k->template_name), tmpl, CUSTOS_DOC_NAME, f));
         for (size_t j = 0; j < i; j++)
             CUSTOS_ENSURE(strcmp(d->keys[j].template_name, k->template_name) != 0,
                           CUSTOS_ERR_DUPLICATE, f, "key template '%s' appears twice",
@@ -442,24 +443,23 @@ static custos_err parse_json(custos_request_doc *d, const uint8_t *content, size
         goto out;
     }
     CUSTOS_GUARD(custos_doc_check_header(format, version, "custos-request", WHAT));
-    CUSTOS_GUARD(custos_doc_copy(d->request_id, sizeof(d->request_id), id, CUSTOS_DOC_ID,
-                                 "request_id"));
+    CUSTOS_GUARD(
+        custos_doc_copy(d->request_id, sizeof(d->request_id), id, CUSTOS_DOC_ID, "request_id"));
     if (strcmp(kind, "initial") == 0)
         d->kind = CUSTOS_REQUEST_INITIAL;
     else if (strcmp(kind, "reprovision") == 0)
         d->kind = CUSTOS_REQUEST_REPROVISION;
     else
         CUSTOS_ENSURE(0, CUSTOS_ERR_MALFORMED, "kind", "kind must be initial or reprovision");
-    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME,
-                                 "system"));
-    CUSTOS_GUARD(custos_doc_copy(d->component, sizeof(d->component), component,
-                                 CUSTOS_DOC_NAME, "component"));
+    CUSTOS_GUARD(custos_doc_copy(d->system, sizeof(d->system), system, CUSTOS_DOC_NAME, "system"));
+    CUSTOS_GUARD(custos_doc_copy(d->component, sizeof(d->component), component, CUSTOS_DOC_NAME,
+                                 "component"));
     if (package_id != NULL)
         CUSTOS_GUARD(custos_doc_copy(d->package_id, sizeof(d->package_id), package_id,
                                      CUSTOS_DOC_ID, "package_id"));
     if (device_id != NULL)
-        CUSTOS_GUARD(custos_doc_copy(d->device_id, sizeof(d->device_id), device_id,
-                                     CUSTOS_DOC_ID, "device_id"));
+        CUSTOS_GUARD(custos_doc_copy(d->device_id, sizeof(d->device_id), device_id, CUSTOS_DOC_ID,
+                                     "device_id"));
     CUSTOS_GUARD(device_from_json(d, device));
     CUSTOS_GUARD(meta_from_json(d->metadata, &d->n_metadata, metadata, "metadata"));
     CUSTOS_GUARD(keys_from_json(d, keys, pop));

@@ -16,10 +16,9 @@ static custos_err url_copy(char *dst, const json_t *v, const char *path)
     s = json_string_value(v);
     CUSTOS_ENSURE(json_string_length(v) <= CUSTOS_MAX_URL_LEN, CUSTOS_ERR_LIMIT, path,
                   "%s is longer than %d bytes", path, CUSTOS_MAX_URL_LEN);
-    CUSTOS_ENSURE(s[0] == '\0' || ((strncmp(s, "https://", 8) == 0 ||
-                                    strncmp(s, "http://", 7) == 0) &&
-                                   strchr(s, ' ') == NULL &&
-                                   custos_text_valid(s, CUSTOS_MAX_URL_LEN)),
+    CUSTOS_ENSURE(s[0] == '\0' ||
+                      ((strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) &&
+                       strchr(s, ' ') == NULL && custos_text_valid(s, CUSTOS_MAX_URL_LEN)),
                   CUSTOS_ERR_MALFORMED, path, "%s must be an http(s) URL without spaces", path);
     memcpy(dst, s, json_string_length(v) + 1);
     ret = CUSTOS_OK;
@@ -49,8 +48,8 @@ static custos_err services_parse(custos_services *out, const json_t *j)
         for (size_t i = 0; i < json_array_size(v); i++) {
             (void)snprintf(path, sizeof(path), "services.gateways[%zu]", i);
             CUSTOS_GUARD(url_copy(out->gateways[i], json_array_get(v, i), path));
-            CUSTOS_ENSURE(out->gateways[i][0] != '\0', CUSTOS_ERR_MALFORMED, path,
-                          "%s is empty", path);
+            CUSTOS_ENSURE(out->gateways[i][0] != '\0', CUSTOS_ERR_MALFORMED, path, "%s is empty",
+                          path);
             out->n_gateways++;
         }
     }
@@ -83,8 +82,8 @@ out:
 
 custos_err custos_system_parse(custos_system_def **out, const uint8_t *json, size_t len)
 {
-    static const char *const keys[] = {"name", "display_name", "services", "renewal_window_days",
-                                       "components", NULL};
+    static const char *const keys[] = {
+        "name", "display_name", "services", "renewal_window_days", "components", NULL};
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_system_def *s = NULL;
     json_t *j = NULL;
@@ -116,8 +115,7 @@ custos_err custos_system_parse(custos_system_def **out, const uint8_t *json, siz
                       "display_name", "display_name is longer than %d bytes",
                       CUSTOS_MAX_META_VALUE_LEN);
         CUSTOS_ENSURE(custos_text_valid(json_string_value(v), CUSTOS_MAX_META_VALUE_LEN),
-                      CUSTOS_ERR_MALFORMED, "display_name",
-                      "display_name has control characters");
+                      CUSTOS_ERR_MALFORMED, "display_name", "display_name has control characters");
         memcpy(s->display_name, json_string_value(v), json_string_length(v) + 1);
     } else {
         memcpy(s->display_name, s->name, strlen(s->name) + 1);
@@ -166,8 +164,8 @@ custos_err custos_system_to_json(json_t **out, const custos_system_def *s)
     }
     CUSTOS_GUARD(custos_doc_services_to_json(&services, &s->services));
     o = json_pack("{s:s, s:s, s:O, s:I, s:O}", "name", s->name, "display_name", s->display_name,
-                  "services", services, "renewal_window_days",
-                  (json_int_t)s->renewal_window_days, "components", comps);
+                  "services", services, "renewal_window_days", (json_int_t)s->renewal_window_days,
+                  "components", comps);
     CUSTOS_ENSURE(o != NULL, CUSTOS_ERR_MALFORMED, "system", "cannot encode system %s", s->name);
     *out = o;
     o = NULL;

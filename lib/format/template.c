@@ -58,9 +58,9 @@ static custos_err usage_to_json(json_t **out, unsigned usage)
 
     *out = NULL;
     CUSTOS_ENSURE(arr != NULL, CUSTOS_ERR_NOMEM, "usage", "out of memory");
-    CUSTOS_ENSURE(usage != 0 && (usage & ~(unsigned)(CUSTOS_USAGE_TLS_CLIENT |
-                                                      CUSTOS_USAGE_TLS_SERVER |
-                                                      CUSTOS_USAGE_SIGNING)) == 0,
+    CUSTOS_ENSURE(usage != 0 &&
+                      (usage & ~(unsigned)(CUSTOS_USAGE_TLS_CLIENT | CUSTOS_USAGE_TLS_SERVER |
+                                           CUSTOS_USAGE_SIGNING)) == 0,
                   CUSTOS_ERR_ARG, "usage", "invalid key usage set 0x%x", usage);
     for (size_t k = 0; k < N_USAGES; k++) {
         if ((usage & usage_names[k].bit) != 0)
@@ -83,8 +83,7 @@ static const char *path_of(char *buf, size_t cap, const char *field, const char 
 
 custos_err custos_template_from_json(custos_key_template *out, const json_t *j, const char *field)
 {
-    static const char *const keys[] = {"name", "algorithm", "usage", "valid_days", "subject",
-                                       NULL};
+    static const char *const keys[] = {"name", "algorithm", "usage", "valid_days", "subject", NULL};
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_key_template t;
     const json_t *v;
@@ -99,8 +98,7 @@ custos_err custos_template_from_json(custos_key_template *out, const json_t *j, 
 
     v = json_object_get(j, "name");
     path_of(path, sizeof(path), field, "name");
-    CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, path, "%s is required (a string)",
-                  path);
+    CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, path, "%s is required (a string)", path);
     CUSTOS_ENSURE(json_string_length(v) <= CUSTOS_MAX_TEMPLATE_NAME_LEN, CUSTOS_ERR_LIMIT, path,
                   "%s is longer than %d characters", path, CUSTOS_MAX_TEMPLATE_NAME_LEN);
     CUSTOS_ENSURE(custos_name_valid(json_string_value(v), CUSTOS_MAX_TEMPLATE_NAME_LEN),
@@ -114,8 +112,8 @@ custos_err custos_template_from_json(custos_key_template *out, const json_t *j, 
         CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, path, "%s must be a string", path);
         t.alg = custos_alg_from_name(json_string_value(v));
         CUSTOS_ENSURE(t.alg != CUSTOS_ALG_NONE, CUSTOS_ERR_UNSUPPORTED, path,
-                      "%s: \"%.32s\" is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-3072",
-                      path, json_string_value(v));
+                      "%s: \"%.32s\" is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-3072", path,
+                      json_string_value(v));
     }
 
     path_of(path, sizeof(path), field, "usage");
@@ -177,8 +175,7 @@ out:
     return ret;
 }
 
-custos_err custos_component_from_json(custos_component_def *out, const json_t *j,
-                                      const char *field)
+custos_err custos_component_from_json(custos_component_def *out, const json_t *j, const char *field)
 {
     static const char *const keys[] = {"name", "templates", NULL};
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -192,8 +189,7 @@ custos_err custos_component_from_json(custos_component_def *out, const json_t *j
     CUSTOS_GUARD(custos_json_check_keys(j, keys, field));
     v = json_object_get(j, "name");
     path_of(path, sizeof(path), field, "name");
-    CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, path, "%s is required (a string)",
-                  path);
+    CUSTOS_ENSURE(json_is_string(v), CUSTOS_ERR_MALFORMED, path, "%s is required (a string)", path);
     CUSTOS_ENSURE(json_string_length(v) <= CUSTOS_MAX_NAME_LEN, CUSTOS_ERR_LIMIT, path,
                   "%s is longer than %d characters", path, CUSTOS_MAX_NAME_LEN);
     CUSTOS_ENSURE(custos_name_valid(json_string_value(v), CUSTOS_MAX_NAME_LEN),
@@ -224,7 +220,8 @@ custos_err custos_component_from_json(custos_component_def *out, const json_t *j
         path_of(path, sizeof(path), field, "templates");
         CUSTOS_ENSURE(signable, CUSTOS_ERR_UNSUPPORTED, path,
                       "%s: component %s needs at least one key that is not ed25519 to sign its "
-                      "reprovisioning requests", path, c->name);
+                      "reprovisioning requests",
+                      path, c->name);
     }
     ret = CUSTOS_OK;
 out:

@@ -17,11 +17,11 @@
 
 /* An opened package (lib/package.c). */
 struct custos_package {
-    custos_package_doc *doc;      /* verified */
-    EVP_PKEY *bootstrap_key;      /* decrypted; freed on custos_package_free */
-    uint8_t *bootstrap_der;       /* DER of doc->bootstrap_cert */
+    custos_package_doc *doc; /* verified */
+    EVP_PKEY *bootstrap_key; /* decrypted; freed on custos_package_free */
+    uint8_t *bootstrap_der;  /* DER of doc->bootstrap_cert */
     size_t bootstrap_der_len;
-    uint8_t **root_der;           /* DER of each root_of_trust certificate */
+    uint8_t **root_der; /* DER of each root_of_trust certificate */
     size_t *root_der_len;
     size_t n_roots;
 };
@@ -31,8 +31,8 @@ typedef struct custos_device_key_entry {
     char template_name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
     custos_alg alg;
     unsigned usage;
-    EVP_PKEY *key;                /* owned (up-ref'd from the identity) */
-    X509 *cert;                   /* borrowed from profile */
+    EVP_PKEY *key; /* owned (up-ref'd from the identity) */
+    X509 *cert;    /* borrowed from profile */
     uint8_t *cert_der;
     size_t cert_der_len;
     int64_t not_before;
@@ -40,7 +40,7 @@ typedef struct custos_device_key_entry {
 } custos_device_key_entry;
 
 struct custos_device {
-    custos_port port;             /* copy of the caller's callbacks */
+    custos_port port; /* copy of the caller's callbacks */
     custos_identity_doc *identity;
     custos_profile_doc *profile;
     custos_device_key_entry keys[CUSTOS_MAX_TEMPLATES];
@@ -53,9 +53,8 @@ struct custos_device {
 /* ---- storage and secrets (lib/device_store.c) ---------------------------- */
 
 /* Read storage object @p name (at most @p max bytes) through @p port. */
-CUSTOS_NODISCARD custos_err custos_dev_read(uint8_t **out, size_t *out_len,
-                                            const custos_port *port, const char *name,
-                                            size_t max);
+CUSTOS_NODISCARD custos_err custos_dev_read(uint8_t **out, size_t *out_len, const custos_port *port,
+                                            const char *name, size_t max);
 /* 1 if @p name exists, 0 if not, negative on error. */
 CUSTOS_NODISCARD custos_err custos_dev_exists(const custos_port *port, const char *name);
 CUSTOS_NODISCARD custos_err custos_dev_write(const custos_port *port, const char *name,
@@ -72,8 +71,8 @@ CUSTOS_NODISCARD custos_err custos_dev_port_check(const custos_port *port);
 /* Decode identity.mcpi: mock identities (by their header) with no secret,
  * others with the port's device secret. */
 CUSTOS_NODISCARD custos_err custos_dev_identity_load(custos_identity_doc **out,
-                                                     const custos_port *port,
-                                                     const uint8_t *data, size_t len);
+                                                     const custos_port *port, const uint8_t *data,
+                                                     size_t len);
 CUSTOS_NODISCARD custos_err custos_dev_identity_save(const custos_port *port,
                                                      const custos_identity_doc *doc);
 /* 1 if the cleartext header of @p data says mock. */

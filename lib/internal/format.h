@@ -40,11 +40,11 @@ void custos_chain_cache_put(custos_chain_cache *c, X509 *signer, STACK_OF(X509) 
 /* What a verifier trusts. Build once and reuse (X509_STORE is the cache of
  * parsed trust anchors). */
 typedef struct custos_trust {
-    X509_STORE *store;          /* trust anchors (roots); borrowed */
-    STACK_OF(X509) *untrusted;  /* extra intermediates; borrowed, may be NULL */
-    int64_t now;                /* verification time (unix seconds) */
-    int signer_eku_nid;         /* required EKU on the signer, or 0 for none */
-    custos_chain_cache *cache;  /* optional: skip re-verifying known signer chains */
+    X509_STORE *store;         /* trust anchors (roots); borrowed */
+    STACK_OF(X509) *untrusted; /* extra intermediates; borrowed, may be NULL */
+    int64_t now;               /* verification time (unix seconds) */
+    int signer_eku_nid;        /* required EKU on the signer, or 0 for none */
+    custos_chain_cache *cache; /* optional: skip re-verifying known signer chains */
 } custos_trust;
 
 /* Sign @p content (JSON bytes) as CMS SignedData, DER, with eContentType
@@ -83,7 +83,7 @@ typedef struct custos_component_def {
 } custos_component_def;
 
 typedef struct custos_services {
-    char cloud_url[CUSTOS_MAX_URL_LEN + 1];                 /* may be empty */
+    char cloud_url[CUSTOS_MAX_URL_LEN + 1]; /* may be empty */
     char gateways[CUSTOS_MAX_GATEWAYS][CUSTOS_MAX_URL_LEN + 1];
     size_t n_gateways;
 } custos_services;
@@ -101,7 +101,8 @@ CUSTOS_NODISCARD custos_err custos_component_from_json(custos_component_def *out
                                                        const char *field);
 CUSTOS_NODISCARD custos_err custos_component_to_json(json_t **out, const custos_component_def *c);
 /* usage bit set <-> JSON array of names */
-CUSTOS_NODISCARD custos_err custos_usage_from_json(unsigned *out, const json_t *j, const char *field);
+CUSTOS_NODISCARD custos_err custos_usage_from_json(unsigned *out, const json_t *j,
+                                                   const char *field);
 
 /* ---- system definition (system.json, lib/format/system.c) ---------------- */
 
@@ -126,14 +127,14 @@ typedef struct custos_package_doc {
     char package_id[CUSTOS_ID_LEN + 1];
     char system[CUSTOS_MAX_NAME_LEN + 1];
     int64_t created;
-    int64_t expires;                       /* == bootstrap cert notAfter */
+    int64_t expires; /* == bootstrap cert notAfter */
     custos_component_def components[CUSTOS_MAX_COMPONENTS];
     size_t n_components;
     custos_services services;
-    STACK_OF(X509) *root_of_trust;         /* owned, >= 1 self-signed */
-    X509 *bootstrap_cert;                  /* owned */
-    STACK_OF(X509) *bootstrap_chain;       /* owned: bootstrap CA up to (excluding) the root */
-    uint8_t *bootstrap_key_enc;            /* owned: DER EncryptedPrivateKeyInfo (PKCS#8) */
+    STACK_OF(X509) *root_of_trust;   /* owned, >= 1 self-signed */
+    X509 *bootstrap_cert;            /* owned */
+    STACK_OF(X509) *bootstrap_chain; /* owned: bootstrap CA up to (excluding) the root */
+    uint8_t *bootstrap_key_enc;      /* owned: DER EncryptedPrivateKeyInfo (PKCS#8) */
     size_t bootstrap_key_enc_len;
 } custos_package_doc;
 
@@ -167,7 +168,7 @@ typedef enum custos_request_kind {
 
 typedef struct custos_request_key {
     char template_name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
-    X509_REQ *csr;                          /* owned */
+    X509_REQ *csr; /* owned */
 } custos_request_key;
 
 typedef struct custos_request_doc {
@@ -175,8 +176,8 @@ typedef struct custos_request_doc {
     custos_request_kind kind;
     char system[CUSTOS_MAX_NAME_LEN + 1];
     char component[CUSTOS_MAX_NAME_LEN + 1];
-    char package_id[CUSTOS_ID_LEN + 1];     /* initial: the package used; else empty */
-    char device_id[CUSTOS_ID_LEN + 1];      /* reprovision: the device being renewed; else empty */
+    char package_id[CUSTOS_ID_LEN + 1]; /* initial: the package used; else empty */
+    char device_id[CUSTOS_ID_LEN + 1];  /* reprovision: the device being renewed; else empty */
     char serial[CUSTOS_MAX_SERIAL_LEN + 1];
     char hardware_id[CUSTOS_MAX_HARDWARE_ID_LEN + 1];
     char model[CUSTOS_MAX_MODEL_LEN + 1];
@@ -190,9 +191,9 @@ typedef struct custos_request_doc {
     uint8_t nonce[16];
     int64_t time;
     /* filled by decode */
-    X509 *signer;                           /* owned: the certificate that signed the PR */
-    int64_t signer_not_after;               /* = when this request expires */
-    uint8_t digest[32];                     /* SHA-256 of the whole .mcpr DER */
+    X509 *signer;             /* owned: the certificate that signed the PR */
+    int64_t signer_not_after; /* = when this request expires */
+    uint8_t digest[32];       /* SHA-256 of the whole .mcpr DER */
 } custos_request_doc;
 
 custos_request_doc *custos_request_doc_new(void);
@@ -219,7 +220,7 @@ CUSTOS_NODISCARD custos_err custos_request_decode_stored(custos_request_doc **ou
 
 typedef struct custos_profile_cert {
     char template_name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
-    X509 *cert;                              /* owned */
+    X509 *cert; /* owned */
 } custos_profile_cert;
 
 typedef struct custos_profile_doc {
@@ -232,8 +233,8 @@ typedef struct custos_profile_doc {
     int mock;
     custos_profile_cert certs[CUSTOS_MAX_TEMPLATES];
     size_t n_certs;
-    STACK_OF(X509) *chain;                   /* owned: issuing CA(s), excluding the root */
-    STACK_OF(X509) *root_of_trust;           /* owned */
+    STACK_OF(X509) *chain;         /* owned: issuing CA(s), excluding the root */
+    STACK_OF(X509) *root_of_trust; /* owned */
     custos_services services;
     unsigned renewal_window_days;
     int64_t issued;
@@ -254,7 +255,7 @@ CUSTOS_NODISCARD custos_err custos_profile_decode(custos_profile_doc **out, cons
 
 typedef struct custos_identity_key {
     char template_name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
-    EVP_PKEY *key;                           /* owned; freed (wiped) by doc_free */
+    EVP_PKEY *key; /* owned; freed (wiped) by doc_free */
 } custos_identity_key;
 
 typedef struct custos_identity_gen {
@@ -267,11 +268,11 @@ typedef struct custos_identity_doc {
     char system[CUSTOS_MAX_NAME_LEN + 1];
     char component[CUSTOS_MAX_NAME_LEN + 1];
     char serial[CUSTOS_MAX_SERIAL_LEN + 1];
-    int mock;                                /* 1: keys in the clear, not device-locked */
+    int mock; /* 1: keys in the clear, not device-locked */
     /* From the package at request time (the package is removed afterwards):
      * the Root of Trust that profiles must chain to, and the services. Kept
      * in the authenticated cleartext header. */
-    STACK_OF(X509) *root_of_trust;           /* owned */
+    STACK_OF(X509) *root_of_trust; /* owned */
     custos_services services;
     custos_identity_gen gens[CUSTOS_MAX_GENERATIONS];
     size_t n_gens;
@@ -341,8 +342,7 @@ CUSTOS_NODISCARD custos_err custos_doc_services_from_json(custos_services *out, 
 CUSTOS_NODISCARD custos_err custos_doc_services_to_json(json_t **out, const custos_services *s);
 /* JSON array of base64 DER certificates, between @p min and @p max entries. */
 CUSTOS_NODISCARD custos_err custos_doc_certs_from_json(STACK_OF(X509) **out, const json_t *j,
-                                                       size_t min, size_t max,
-                                                       const char *field);
+                                                       size_t min, size_t max, const char *field);
 CUSTOS_NODISCARD custos_err custos_doc_certs_to_json(json_t **out, const STACK_OF(X509) *certs);
 /* Deep copy of a certificate stack (up-refs each certificate); NULL gives an empty stack. */
 CUSTOS_NODISCARD custos_err custos_doc_certs_dup(STACK_OF(X509) **out, const STACK_OF(X509) *in);

@@ -25,22 +25,22 @@ custos_err custos_error_set(custos_err code, const char *field, const char *fmt,
 custos_err custos_error_set_ssl(custos_err code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define CUSTOS_GUARD(expr)                 \
-    do {                                   \
-        custos_err guard_r_ = (expr);      \
-        if (guard_r_ < 0) {                \
-            ret = guard_r_;                \
-            goto out;                      \
-        }                                  \
+#define CUSTOS_GUARD(expr)                                                                         \
+    do {                                                                                           \
+        custos_err guard_r_ = (expr);                                                              \
+        if (guard_r_ < 0) {                                                                        \
+            ret = guard_r_;                                                                        \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* ENSURE: fail with code/field/message when cond is false. */
-#define CUSTOS_ENSURE(cond, code, field, ...)                      \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            ret = custos_error_set((code), (field), __VA_ARGS__);  \
-            goto out;                                              \
-        }                                                          \
+#define CUSTOS_ENSURE(cond, code, field, ...)                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            ret = custos_error_set((code), (field), __VA_ARGS__);                                  \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* ---- randomness, ids, time (lib/util.c) ---------------------------------- */

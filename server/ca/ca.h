@@ -29,11 +29,11 @@
 typedef struct custos_ca_spec {
     const char *cn;
     int is_ca;
-    int pathlen;            /* -1: no pathLenConstraint */
+    int pathlen; /* -1: no pathLenConstraint */
     unsigned days;
-    const char *eku;        /* extendedKeyUsage value ("serverAuth", dotted OID) or NULL */
-    const char *san;        /* subjectAltName value or NULL */
-    const char *key_usage;  /* keyUsage value; NULL: CA default / digitalSignature */
+    const char *eku;       /* extendedKeyUsage value ("serverAuth", dotted OID) or NULL */
+    const char *san;       /* subjectAltName value or NULL */
+    const char *key_usage; /* keyUsage value; NULL: CA default / digitalSignature */
 } custos_ca_spec;
 
 /* Build a certificate for @p key under @p issuer/@p issuer_key (both NULL:
@@ -48,8 +48,7 @@ CUSTOS_NODISCARD custos_err custos_ca_serial(ASN1_INTEGER **out);
 CUSTOS_NODISCARD custos_err custos_ca_serial_hex(char out[41], const X509 *cert);
 
 /* Add extension @p nid = @p value (OpenSSL config syntax) to @p x. */
-CUSTOS_NODISCARD custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid,
-                                              const char *value);
+CUSTOS_NODISCARD custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value);
 
 /* Issue a device certificate for @p pub per template @p t (hierarchy: @p ca
  * and @p ca_key). @p mock adds OU=mock and the mock policy instead of the
@@ -61,8 +60,8 @@ CUSTOS_NODISCARD custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid,
  * decoded public key in memory; use it through its DER. */
 CUSTOS_NODISCARD custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
                                             const custos_key_template *t, const char *system,
-                                            const char *component, const char *serial,
-                                            X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
+                                            const char *component, const char *serial, X509 *ca,
+                                            EVP_PKEY *ca_key, int64_t now, int mock);
 
 /* RFC 5280 + Custos profile lint of a device certificate. CUSTOS_ERR_LINT
  * with field "lint:<rule>" and a message naming the rule. */

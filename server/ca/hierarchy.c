@@ -69,8 +69,8 @@ custos_err custos_ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *valu
     return ret;
 }
 
-custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key, const custos_ca_spec *spec,
-                               X509 *issuer, EVP_PKEY *issuer_key, int64_t now)
+custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key, const custos_ca_spec *spec, X509 *issuer,
+                               EVP_PKEY *issuer_key, int64_t now)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     X509 *x = NULL;
@@ -97,15 +97,14 @@ custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key, const custos_ca_spec *
             not_after = cap;
     }
     CUSTOS_GUARD(custos_ca_serial(&serial));
-    CUSTOS_ENSURE(X509_set_version(x, 2) == 1 && X509_set_serialNumber(x, serial) == 1 &&
-                      X509_set_subject_name(x, name) == 1 &&
-                      X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer)
-                                                             : name) == 1 &&
-                      ASN1_TIME_set(X509_getm_notBefore(x),
-                                    (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
-                      ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after) != NULL &&
-                      X509_set_pubkey(x, key) == 1,
-                  CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate %s", spec->cn);
+    CUSTOS_ENSURE(
+        X509_set_version(x, 2) == 1 && X509_set_serialNumber(x, serial) == 1 &&
+            X509_set_subject_name(x, name) == 1 &&
+            X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1 &&
+            ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
+            ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after) != NULL &&
+            X509_set_pubkey(x, key) == 1,
+        CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate %s", spec->cn);
     X509V3_set_ctx(&ctx, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
     X509V3_set_ctx_nodb(&ctx);
     if (spec->is_ca) {
@@ -118,9 +117,9 @@ custos_err custos_ca_make_cert(X509 **out, EVP_PKEY *key, const custos_ca_spec *
     }
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_basic_constraints, bc));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_key_usage,
-                         spec->key_usage != NULL ? spec->key_usage
-                         : spec->is_ca           ? "critical,keyCertSign,cRLSign"
-                                                 : "critical,digitalSignature"));
+                                   spec->key_usage != NULL ? spec->key_usage
+                                   : spec->is_ca           ? "critical,keyCertSign,cRLSign"
+                                                           : "critical,digitalSignature"));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     if (spec->eku != NULL)
@@ -190,22 +189,36 @@ custos_err custos_ca_hierarchy_create(custos_store *st, custos_keystore *ks, con
 {
     char eku_pkg[128], eku_prof[128];
     const authority_def defs[] = {
-        {CUSTOS_AUTH_ROOT, CUSTOS_ALG_ECDSA_P384, NULL,
+        {CUSTOS_AUTH_ROOT,
+         CUSTOS_ALG_ECDSA_P384,
+         NULL,
          {"Custos Root CA", 1, -1, ROOT_DAYS, NULL, NULL, NULL}},
         /* Issuing CAs are P-256: they sign and are verified once per request,
          * and P-384 costs 25-40x more than P-256 in OpenSSL 3.0 (no
          * constant-time assembly for P-384). The root stays P-384. */
-        {CUSTOS_AUTH_BOOTSTRAP, CUSTOS_ALG_ECDSA_P256, CUSTOS_AUTH_ROOT,
+        {CUSTOS_AUTH_BOOTSTRAP,
+         CUSTOS_ALG_ECDSA_P256,
+         CUSTOS_AUTH_ROOT,
          {"Custos Bootstrap CA", 1, 0, CA_DAYS, NULL, NULL, NULL}},
-        {CUSTOS_AUTH_PACKAGE_SIGNING, CUSTOS_ALG_ECDSA_P256, CUSTOS_AUTH_ROOT,
+        {CUSTOS_AUTH_PACKAGE_SIGNING,
+         CUSTOS_ALG_ECDSA_P256,
+         CUSTOS_AUTH_ROOT,
          {"Custos Package Signing", 0, -1, SIGNER_DAYS, eku_pkg, NULL, NULL}},
-        {CUSTOS_AUTH_PROFILE_SIGNING, CUSTOS_ALG_ECDSA_P256, CUSTOS_AUTH_ROOT,
+        {CUSTOS_AUTH_PROFILE_SIGNING,
+         CUSTOS_ALG_ECDSA_P256,
+         CUSTOS_AUTH_ROOT,
          {"Custos Profile Signing", 0, -1, SIGNER_DAYS, eku_prof, NULL, NULL}},
-        {CUSTOS_AUTH_TLS_SERVER, CUSTOS_ALG_ECDSA_P256, CUSTOS_AUTH_ROOT,
+        {CUSTOS_AUTH_TLS_SERVER,
+         CUSTOS_ALG_ECDSA_P256,
+         CUSTOS_AUTH_ROOT,
          {"localhost", 0, -1, 825, "serverAuth", "DNS:localhost,IP:127.0.0.1,IP:::1", NULL}},
-        {CUSTOS_AUTH_MOCK_ROOT, CUSTOS_ALG_ECDSA_P256, NULL,
+        {CUSTOS_AUTH_MOCK_ROOT,
+         CUSTOS_ALG_ECDSA_P256,
+         NULL,
          {"Custos MOCK Root", 1, -1, ROOT_DAYS, NULL, NULL, NULL}},
-        {CUSTOS_AUTH_MOCK_PROFILE_SIGNING, CUSTOS_ALG_ECDSA_P256, CUSTOS_AUTH_MOCK_ROOT,
+        {CUSTOS_AUTH_MOCK_PROFILE_SIGNING,
+         CUSTOS_ALG_ECDSA_P256,
+         CUSTOS_AUTH_MOCK_ROOT,
          {"Custos MOCK Profile Signing", 0, -1, SIGNER_DAYS, eku_prof, NULL, NULL}},
     };
     enum { N = sizeof(defs) / sizeof(defs[0]) };
@@ -228,8 +241,8 @@ custos_err custos_ca_hierarchy_create(custos_store *st, custos_keystore *ks, con
             }
         }
         CUSTOS_GUARD(custos_key_generate(&keys[i], defs[i].alg));
-        CUSTOS_GUARD(custos_ca_make_cert(&certs[i], keys[i], &defs[i].spec, issuer, issuer_key,
-                                         now));
+        CUSTOS_GUARD(
+            custos_ca_make_cert(&certs[i], keys[i], &defs[i].spec, issuer, issuer_key, now));
         CUSTOS_GUARD(store_authority(st, ks, defs[i].name, certs[i], keys[i], now));
     }
     CUSTOS_GUARD(write_pem(dir, "root.pem", certs[0]));

@@ -67,8 +67,8 @@ static int copy_spki(X509 *x, const X509_PUBKEY *src)
         return 0; /* RSA and the rest: the caller re-encodes */
     penc = OPENSSL_memdup(pk, (size_t)pklen);
     if ((ptype == V_ASN1_OBJECT && pdup == NULL) || penc == NULL ||
-        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_dup(aobj), ptype, pdup, penc,
-                               pklen) != 1) {
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_dup(aobj), ptype, pdup, penc, pklen) !=
+            1) {
         ASN1_OBJECT_free(pdup);
         OPENSSL_free(penc);
         return 0;
@@ -77,9 +77,8 @@ static int copy_spki(X509 *x, const X509_PUBKEY *src)
 }
 
 custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
-                           const custos_key_template *t,
-                           const char *system, const char *component, const char *serial,
-                           X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock)
+                           const custos_key_template *t, const char *system, const char *component,
+                           const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     X509 *x = NULL;
@@ -92,8 +91,7 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
                   CUSTOS_ERR_ARG, "issue", "issue: missing argument");
     *out = NULL;
     CUSTOS_ENSURE(t->valid_days > 0 && t->valid_days <= CUSTOS_MAX_VALID_DAYS, CUSTOS_ERR_ARG,
-                  "valid_days", "template %s: valid_days %u out of range", t->name,
-                  t->valid_days);
+                  "valid_days", "template %s: valid_days %u out of range", t->name, t->valid_days);
     CUSTOS_GUARD(custos_subject_build(&name, t->subject, system, component, serial, t->name));
     if (mock)
         CUSTOS_ENSURE(X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
@@ -102,16 +100,15 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
     x = X509_new();
     CUSTOS_ENSURE(x != NULL, CUSTOS_ERR_NOMEM, "certificate", "out of memory");
     CUSTOS_GUARD(custos_ca_serial(&sn));
-    CUSTOS_ENSURE(X509_set_version(x, 2) == 1 && X509_set_serialNumber(x, sn) == 1 &&
-                      X509_set_subject_name(x, name) == 1 &&
-                      X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1 &&
-                      ASN1_TIME_set(X509_getm_notBefore(x),
-                                    (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
-                      ASN1_TIME_set(X509_getm_notAfter(x),
-                                    (time_t)(now + (int64_t)t->valid_days * DAY)) != NULL &&
-                      ((spki != NULL && copy_spki(x, spki)) || X509_set_pubkey(x, pub) == 1),
-                  CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate for template %s",
-                  t->name);
+    CUSTOS_ENSURE(
+        X509_set_version(x, 2) == 1 && X509_set_serialNumber(x, sn) == 1 &&
+            X509_set_subject_name(x, name) == 1 &&
+            X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1 &&
+            ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - CUSTOS_CA_BACKDATE)) != NULL &&
+            ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(now + (int64_t)t->valid_days * DAY)) !=
+                NULL &&
+            ((spki != NULL && copy_spki(x, spki)) || X509_set_pubkey(x, pub) == 1),
+        CUSTOS_ERR_INTERNAL, "certificate", "cannot fill certificate for template %s", t->name);
     X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
     X509V3_set_ctx_nodb(&ctx);
     usage_values(ku, sizeof(ku), eku, sizeof(eku), t->usage, t->alg);
@@ -121,8 +118,8 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
         CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_ext_key_usage, eku));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
-    CUSTOS_GUARD(add_policy(x, custos_oid_nid(mock ? CUSTOS_OID_POLICY_MOCK
-                                                   : CUSTOS_OID_POLICY_DEVICE)));
+    CUSTOS_GUARD(
+        add_policy(x, custos_oid_nid(mock ? CUSTOS_OID_POLICY_MOCK : CUSTOS_OID_POLICY_DEVICE)));
     CUSTOS_ENSURE(X509_sign(x, ca_key, custos_key_md(ca_key)) > 0, CUSTOS_ERR_INTERNAL,
                   "certificate", "cannot sign certificate for template %s", t->name);
     *out = x;

@@ -43,8 +43,7 @@ custos_err custos_keystore_create(const char *dir)
 
     CUSTOS_ENSURE(dir != NULL, CUSTOS_ERR_ARG, "dir", "no data directory");
     CUSTOS_GUARD(join(path, sizeof(path), dir, "master.key", NULL));
-    CUSTOS_ENSURE(stat(path, &sb) != 0, CUSTOS_ERR_EXISTS, "master.key", "%s already exists",
-                  path);
+    CUSTOS_ENSURE(stat(path, &sb) != 0, CUSTOS_ERR_EXISTS, "master.key", "%s already exists", path);
     CUSTOS_GUARD(join(path, sizeof(path), dir, "keys", NULL));
     CUSTOS_ENSURE(mkdir(path, 0700) == 0 || errno == EEXIST, CUSTOS_ERR_IO, "dir",
                   "cannot create %s: %s", path, strerror(errno));
@@ -157,8 +156,8 @@ custos_err custos_keystore_get(EVP_PKEY **out, custos_keystore *ks, const char *
     CUSTOS_ENSURE(enc != NULL && p == data + len, CUSTOS_ERR_MALFORMED, "key",
                   "%s is not an encrypted PKCS#8 key", path);
     p8 = PKCS8_decrypt(enc, ks->pass, (int)strlen(ks->pass));
-    CUSTOS_ENSURE(p8 != NULL, CUSTOS_ERR_PASSPHRASE, "key",
-                  "%s does not decrypt under master.key", path);
+    CUSTOS_ENSURE(p8 != NULL, CUSTOS_ERR_PASSPHRASE, "key", "%s does not decrypt under master.key",
+                  path);
     *out = EVP_PKCS82PKEY(p8);
     CUSTOS_ENSURE(*out != NULL, CUSTOS_ERR_MALFORMED, "key", "%s: bad key", path);
     ret = CUSTOS_OK;

@@ -12,7 +12,7 @@
 
 #define Y2050 INT64_C(2524608000) /* 2050-01-01T00:00:00Z */
 
-#define LINT(cond, rule, ...)                                                     \
+#define LINT(cond, rule, ...)                                                                      \
     CUSTOS_ENSURE(cond, CUSTOS_ERR_LINT, "lint:" rule, "lint " rule ": " __VA_ARGS__)
 
 static int sig_nid_for(const EVP_PKEY *issuer_key)
@@ -58,8 +58,7 @@ static custos_err check_time(const ASN1_TIME *t, int64_t *out, const char *which
     LINT(t != NULL && custos_asn1_time_to_unix(out, t) == CUSTOS_OK, "time-encoding",
          "%s is not a valid time", which);
     want = *out < Y2050 ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME;
-    LINT(ASN1_STRING_type(t) == want, "time-encoding",
-         "%s must be %s (RFC 5280 4.1.2.5)", which,
+    LINT(ASN1_STRING_type(t) == want, "time-encoding", "%s must be %s (RFC 5280 4.1.2.5)", which,
          want == V_ASN1_UTCTIME ? "UTCTime before 2050" : "GeneralizedTime from 2050");
     ret = CUSTOS_OK;
 out:
@@ -124,9 +123,9 @@ static custos_err check_key_usage(const X509 *cert, const custos_key_template *t
     ASN1_BIT_STRING *ku = X509_get_ext_d2i(cert, NID_key_usage, &crit, NULL);
     int want[9] = {0};
 
-    want[0] = 1; /* digitalSignature */
-    want[1] = (t->usage & CUSTOS_USAGE_SIGNING) != 0;       /* nonRepudiation */
-    want[2] = tls && t->alg == CUSTOS_ALG_RSA_3072;          /* keyEncipherment */
+    want[0] = 1;                                      /* digitalSignature */
+    want[1] = (t->usage & CUSTOS_USAGE_SIGNING) != 0; /* nonRepudiation */
+    want[2] = tls && t->alg == CUSTOS_ALG_RSA_3072;   /* keyEncipherment */
     LINT(ku != NULL, "key-usage", "keyUsage missing");
     LINT(crit == 1, "key-usage", "keyUsage must be critical");
     for (i = 0; i < 9; i++)
@@ -177,10 +176,9 @@ static custos_err check_policy(const X509 *cert, int mock)
     for (i = 0; pol != NULL && i < sk_POLICYINFO_num(pol); i++) {
         int nid = OBJ_obj2nid(sk_POLICYINFO_value(pol, i)->policyid);
         found |= nid == want;
-        wrong |= nid == not;
+        wrong |= nid == not ;
     }
-    LINT(found, "policy", "certificatePolicies lacks the %s policy OID",
-         mock ? "mock" : "device");
+    LINT(found, "policy", "certificatePolicies lacks the %s policy OID", mock ? "mock" : "device");
     LINT(!wrong, "policy", "certificatePolicies carries the %s policy OID",
          mock ? "device" : "mock");
     ret = CUSTOS_OK;
@@ -226,8 +224,8 @@ static custos_err check_subject(const X509 *cert, const char *serial, int mock)
     if (serial != NULL)
         LINT(name_has(n, NID_undef, serial), "subject",
              "subject does not contain the device serial %s", serial);
-    LINT(name_has(n, NID_organizationalUnitName, "mock") == mock, "mock-marker",
-         "%s", mock ? "mock certificate lacks OU=mock" : "OU=mock on a real certificate");
+    LINT(name_has(n, NID_organizationalUnitName, "mock") == mock, "mock-marker", "%s",
+         mock ? "mock certificate lacks OU=mock" : "OU=mock on a real certificate");
     ret = CUSTOS_OK;
 out:
     return ret;

@@ -22,7 +22,7 @@
 
 typedef struct option_def {
     const char *name;
-    size_t offset;  /* of the const char * field; SIZE_MAX for flags */
+    size_t offset; /* of the const char * field; SIZE_MAX for flags */
 } option_def;
 
 static const option_def option_defs[] = {
@@ -131,8 +131,7 @@ int cli_parse_args(cli_args *a, const cli_command *c, int argc, char **argv)
         p = end != NULL ? end + 1 : NULL;
     }
     if (a->n_pos != c->n_pos)
-        return cli_usage_error(c, "expected %zu argument%s", c->n_pos,
-                               c->n_pos == 1 ? "" : "s");
+        return cli_usage_error(c, "expected %zu argument%s", c->n_pos, c->n_pos == 1 ? "" : "s");
     return 0;
 }
 
@@ -247,13 +246,12 @@ json_t *cli_summary_json(const custos_request_summary *r)
     cli_fmt_time(created, r->created);
     cli_fmt_time(updated, r->updated);
     cli_fmt_time(expires, r->expires);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
-                          "request_id", r->request_id, "device_id", r->device_id, "state",
-                          custos_state_name(r->state), "system", r->system, "component",
-                          r->component, "serial", r->serial, "model", r->model, "firmware",
-                          r->firmware, "kind", r->kind, "via", r->via, "duplicate_serial",
-                          r->duplicate_serial != 0, "created", created, "updated", updated,
-                          "expires", expires);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "request_id",
+        r->request_id, "device_id", r->device_id, "state", custos_state_name(r->state), "system",
+        r->system, "component", r->component, "serial", r->serial, "model", r->model, "firmware",
+        r->firmware, "kind", r->kind, "via", r->via, "duplicate_serial", r->duplicate_serial != 0,
+        "created", created, "updated", updated, "expires", expires);
     if (j != NULL && r->reason[0] != '\0')
         json_object_set_new(j, "reason", json_string(r->reason));
     return j;
@@ -279,8 +277,8 @@ void cli_print_summary(const custos_request_summary *r)
         printf("  device     %s\n", r->device_id);
     printf("  system     %s\n  component  %s\n  serial     %s\n", r->system, r->component,
            r->serial);
-    printf("  kind       %s (via %s)\n  created    %s\n  expires    %s\n", r->kind, r->via,
-           created, expires);
+    printf("  kind       %s (via %s)\n  created    %s\n  expires    %s\n", r->kind, r->via, created,
+           expires);
     if (r->reason[0] != '\0')
         printf("  reason     %s\n", r->reason);
     if (r->duplicate_serial)

@@ -36,10 +36,10 @@ typedef struct cli_args {
 
 typedef struct cli_command {
     const char *group;
-    const char *verb;          /* NULL: the group is the whole command */
-    const char *options;       /* space-separated names the command accepts */
-    const char *required;      /* space-separated names it requires */
-    size_t n_pos;              /* exact number of positional arguments */
+    const char *verb;     /* NULL: the group is the whole command */
+    const char *options;  /* space-separated names the command accepts */
+    const char *required; /* space-separated names it requires */
+    size_t n_pos;         /* exact number of positional arguments */
     const char *synopsis;
     const char *help;
     int (*run)(const cli_args *a);
@@ -62,8 +62,7 @@ int cli_fail(custos_err err);
 custos_actor cli_actor(void);
 /* Opens the engine on dir, with the CUSTOS_FAKE_NOW test clock when set. */
 custos_err cli_engine_open(custos_engine **out, const char *dir);
-custos_err cli_read_passphrase(char out[PASSPHRASE_MAX + 1], size_t *out_len,
-                               const char *path);
+custos_err cli_read_passphrase(char out[PASSPHRASE_MAX + 1], size_t *out_len, const char *path);
 
 void cli_fmt_time(char out[21], int64_t t);
 json_t *cli_summary_json(const custos_request_summary *r);

@@ -85,8 +85,8 @@ static void request_report(const custos_request_summary *r, request_op op)
         printf("request %s\n", r->request_id);
         break;
     case DEVICE_COMPLETE:
-        printf("provisioning of request %s completed: device %s is provisioned\n",
-               r->request_id, r->device_id);
+        printf("provisioning of request %s completed: device %s is provisioned\n", r->request_id,
+               r->device_id);
         return;
     }
     cli_print_summary(r);

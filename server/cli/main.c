@@ -31,7 +31,8 @@ static const cli_command commands[] = {
      "encrypted with the passphrase read from FILE (at most 1 KiB, one trailing newline\n"
      "stripped, must not be empty). The package is written with mode 0600.",
      cli_cmd_package_create},
-    {"request", "import", "data json", "data", 1, "custosd request import --data DIR [--json] FILE.mcpr",
+    {"request", "import", "data json", "data", 1,
+     "custosd request import --data DIR [--json] FILE.mcpr",
      "Verify a provisioning request (.mcpr) copied off a device (signature, signer chain and\n"
      "expiry, proof of possession, key templates, limits) and store it as pending. Prints the\n"
      "request id and state, and warns when another device of the system has the same serial.\n"
@@ -46,7 +47,8 @@ static const cli_command commands[] = {
      "Reject a pending request; the reason is kept in the audit trail.", cli_cmd_request_reject},
     {"request", "show", "data json", "data", 1, "custosd request show --data DIR [--json] ID",
      "Show one request and its state.", cli_cmd_request_show},
-    {"profile", "export", "data out", "data out", 1, "custosd profile export --data DIR --out FILE.mccp ID",
+    {"profile", "export", "data out", "data out", 1,
+     "custosd profile export --data DIR --out FILE.mccp ID",
      "Write the certified profile (.mccp) of a certified or provisioned request, for the\n"
      "technician to install on the device.",
      cli_cmd_profile_export},
@@ -60,8 +62,7 @@ static const cli_command commands[] = {
      "via, created. STATE is one of pending, approved, certified, provisioned, rejected,\n"
      "expired, revoked.",
      cli_cmd_device_list},
-    {"mock", "create", "data system component serial out",
-     "data system component serial out", 0,
+    {"mock", "create", "data system component serial out", "data system component serial out", 0,
      "custosd mock create --data DIR --system S --component C --serial X --out DIR",
      "Generate mock device files (test artifacts): keys in the clear, certificates under the\n"
      "separate mock root, marked mock so no verifier accepts them as a real device.",
@@ -140,7 +141,7 @@ static int cmd_help(int argc, char **argv)
     }
     if (!found)
         return cli_usage_error(NULL, "no such command '%s%s%s'", argv[0], argc > 1 ? " " : "",
-                           argc > 1 ? argv[1] : "");
+                               argc > 1 ? argv[1] : "");
     return 0;
 }
 

@@ -52,8 +52,8 @@ static const char SCHEMA[] =
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
 
-#define REQ_COLS                                                                         \
-    "id, device_id, state, kind, via, system, component, serial, model, firmware,"        \
+#define REQ_COLS                                                                                   \
+    "id, device_id, state, kind, via, system, component, serial, model, firmware,"                 \
     " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest"
 
 const char *const custos_sq_sql[S_COUNT] = {
@@ -110,8 +110,8 @@ custos_err custos_sq_stmt(sqlite3_stmt **out, sq *s, enum stmt_id id)
 {
     *out = NULL;
     if (s->stmts[id] == NULL) {
-        if (sqlite3_prepare_v3(s->db, custos_sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id],
-                               NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v3(s->db, custos_sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->stmts[id], NULL) != SQLITE_OK)
             return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "prepare");
     }
     sqlite3_reset(s->stmts[id]);
@@ -228,15 +228,15 @@ static void sq_rollback(void *ctx)
 /* ---- blobs by name -------------------------------------------------------- */
 
 custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const uint8_t *data,
-                            size_t len, int as_text, int64_t now, const char *what)
+                               size_t len, int as_text, int64_t now, const char *what)
 {
     sqlite3_stmt *st = NULL;
     custos_err ret = custos_sq_stmt(&st, s, id);
     if (ret < 0)
         return ret;
     if (custos_sq_bind_text(st, 1, name) != SQLITE_OK ||
-        (as_text ? custos_sq_bind_text(st, 2, (const char *)data) : custos_sq_bind_blob(st, 2, data, len)) !=
-            SQLITE_OK ||
+        (as_text ? custos_sq_bind_text(st, 2, (const char *)data)
+                 : custos_sq_bind_blob(st, 2, data, len)) != SQLITE_OK ||
         sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
         custos_sq_done(st);
         return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
@@ -245,7 +245,7 @@ custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const u
 }
 
 custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *out_len,
-                            const char *name, const char *what)
+                               const char *name, const char *what)
 {
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -254,7 +254,8 @@ custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *ou
     if (out_len != NULL)
         *out_len = 0;
     CUSTOS_GUARD(custos_sq_stmt(&st, s, id));
-    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, name) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
+    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, name) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store",
+                  "bind");
     rc = sqlite3_step(st);
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, what, "%s '%s' not found", what, name);
     if (rc != SQLITE_ROW) {
@@ -361,7 +362,8 @@ static custos_err sq_package_get(void *ctx, custos_store_package *out, const cha
     int rc;
     memset(out, 0, sizeof(*out));
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_PKG_GET));
-    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, id) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
+    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, id) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store",
+                  "bind");
     rc = sqlite3_step(st);
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "package_id", "unknown package '%s'",
                   id);
@@ -496,10 +498,12 @@ custos_err custos_store_sqlite_open(custos_store **out, const char *path, int cr
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    CUSTOS_ENSURE(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK, CUSTOS_ERR_IO,
-                  "store", "store: busy_timeout");
-    CUSTOS_GUARD(exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                             " PRAGMA foreign_keys=ON;", "pragmas"));
+    CUSTOS_ENSURE(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK, CUSTOS_ERR_IO, "store",
+                  "store: busy_timeout");
+    CUSTOS_GUARD(exec_sql(s,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                          " PRAGMA foreign_keys=ON;",
+                          "pragmas"));
     CUSTOS_GUARD(user_version(&version, s));
     if (version == 0 && create) {
         CUSTOS_GUARD(exec_sql(s, "BEGIN IMMEDIATE", "schema"));

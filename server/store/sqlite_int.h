@@ -7,15 +7,34 @@
 #include "store/store.h"
 
 enum stmt_id {
-    S_BEGIN, S_COMMIT, S_ROLLBACK,
-    S_AUTH_PUT, S_AUTH_GET, S_AUTH_LIST,
-    S_SYS_PUT, S_SYS_GET, S_SYS_LIST,
-    S_PKG_PUT, S_PKG_GET, S_PKG_LIST,
-    S_REQ_INSERT, S_REQ_GET, S_REQ_DIGEST, S_REQ_STATE, S_REQ_LIST, S_REQ_LIST_STATE,
-    S_REQ_COUNT_SERIAL, S_REQ_LATEST_PROVISIONED,
-    S_CERT_INSERT, S_CERT_GET, S_CERT_LIST,
-    S_PROF_PUT, S_PROF_GET,
-    S_AUDIT_APPEND, S_AUDIT_LAST, S_AUDIT_ITER,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_AUTH_PUT,
+    S_AUTH_GET,
+    S_AUTH_LIST,
+    S_SYS_PUT,
+    S_SYS_GET,
+    S_SYS_LIST,
+    S_PKG_PUT,
+    S_PKG_GET,
+    S_PKG_LIST,
+    S_REQ_INSERT,
+    S_REQ_GET,
+    S_REQ_DIGEST,
+    S_REQ_STATE,
+    S_REQ_LIST,
+    S_REQ_LIST_STATE,
+    S_REQ_COUNT_SERIAL,
+    S_REQ_LATEST_PROVISIONED,
+    S_CERT_INSERT,
+    S_CERT_GET,
+    S_CERT_LIST,
+    S_PROF_PUT,
+    S_PROF_GET,
+    S_AUDIT_APPEND,
+    S_AUDIT_LAST,
+    S_AUDIT_ITER,
     S_COUNT
 };
 
@@ -38,9 +57,9 @@ void custos_sq_col_text(char *dst, size_t cap, sqlite3_stmt *st, int i);
 custos_err custos_sq_col_blob(uint8_t **out, size_t *out_len, sqlite3_stmt *st, int i);
 custos_err custos_sq_exec(sq *s, sqlite3_stmt *st, custos_err on_conflict, const char *what);
 custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const uint8_t *data,
-                            size_t len, int as_text, int64_t now, const char *what);
+                               size_t len, int as_text, int64_t now, const char *what);
 custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *out_len,
-                            const char *name, const char *what);
+                               const char *name, const char *what);
 
 /* requests, certificates, profiles, audit (server/store/sqlite_records.c) */
 custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r);
@@ -59,10 +78,9 @@ custos_err custos_sq_cert_insert(void *ctx, const custos_store_cert *c);
 custos_err custos_sq_cert_get(void *ctx, custos_store_cert *out, const char *serial);
 custos_err custos_sq_cert_list_by_request(void *ctx, const char *request_id,
                                           custos_store_cert_cb cb, void *cb_ctx);
-custos_err custos_sq_profile_put(void *ctx, const char *request_id, const uint8_t *der,
-                                 size_t len, int64_t now);
-custos_err custos_sq_profile_get(void *ctx, uint8_t **out, size_t *out_len,
-                                 const char *request_id);
+custos_err custos_sq_profile_put(void *ctx, const char *request_id, const uint8_t *der, size_t len,
+                                 int64_t now);
+custos_err custos_sq_profile_get(void *ctx, uint8_t **out, size_t *out_len, const char *request_id);
 custos_err custos_sq_audit_append(void *ctx, const custos_store_audit *a);
 custos_err custos_sq_audit_last(void *ctx, int64_t *out_seq, uint8_t out_hash[32]);
 custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ctx);

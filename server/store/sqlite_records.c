@@ -26,8 +26,8 @@ static custos_err rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *
     if (r2 != 0)
         ret = r2 < 0 ? r2 : CUSTOS_OK;
     else if (rc != SQLITE_DONE)
-        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
-                               sqlite3_errmsg(s->db));
+        ret =
+            custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what, sqlite3_errmsg(s->db));
     custos_sq_done(st);
     return ret;
 }
@@ -83,8 +83,8 @@ static void read_request(custos_store_request *r, sqlite3_stmt *st)
         memcpy(r->digest, d, 32);
 }
 
-static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out,
-                              const void *key, int key_is_blob)
+static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out, const void *key,
+                              int key_is_blob)
 {
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -209,7 +209,8 @@ custos_err custos_sq_cert_insert(void *ctx, const custos_store_cert *c)
     if (ret < 0)
         return ret;
     rc = custos_sq_bind_text(st, 1, c->serial);
-    rc |= c->request_id[0] != '\0' ? custos_sq_bind_text(st, 2, c->request_id) : sqlite3_bind_null(st, 2);
+    rc |= c->request_id[0] != '\0' ? custos_sq_bind_text(st, 2, c->request_id)
+                                   : sqlite3_bind_null(st, 2);
     rc |= custos_sq_bind_text(st, 3, c->device_id) | custos_sq_bind_text(st, 4, c->template_name) |
           custos_sq_bind_text(st, 5, c->issuer) | sqlite3_bind_int(st, 6, c->mock ? 1 : 0) |
           sqlite3_bind_int64(st, 7, c->not_after) | sqlite3_bind_int64(st, 8, c->created) |
@@ -238,7 +239,8 @@ custos_err custos_sq_cert_get(void *ctx, custos_store_cert *out, const char *ser
     int rc;
     memset(out, 0, sizeof(*out));
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_CERT_GET));
-    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, serial) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
+    CUSTOS_ENSURE(custos_sq_bind_text(st, 1, serial) == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store",
+                  "bind");
     rc = sqlite3_step(st);
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "certificate",
                   "no certificate with serial %s", serial);
@@ -275,14 +277,13 @@ out:
     return ret;
 }
 
-custos_err custos_sq_profile_put(void *ctx, const char *request_id, const uint8_t *der,
-                                 size_t len, int64_t now)
+custos_err custos_sq_profile_put(void *ctx, const char *request_id, const uint8_t *der, size_t len,
+                                 int64_t now)
 {
     return custos_sq_put_named(ctx, S_PROF_PUT, request_id, der, len, 0, now, "profile");
 }
 
-custos_err custos_sq_profile_get(void *ctx, uint8_t **out, size_t *out_len,
-                                 const char *request_id)
+custos_err custos_sq_profile_get(void *ctx, uint8_t **out, size_t *out_len, const char *request_id)
 {
     return custos_sq_get_named(ctx, S_PROF_GET, out, out_len, request_id, "profile");
 }
@@ -296,15 +297,13 @@ custos_err custos_sq_audit_append(void *ctx, const custos_store_audit *a)
     custos_err ret = custos_sq_stmt(&st, s, S_AUDIT_APPEND);
     if (ret < 0)
         return ret;
-    return exec_bound(s, st,
-                      sqlite3_bind_int64(st, 1, a->seq) | sqlite3_bind_int64(st, 2, a->time) |
-                          custos_sq_bind_text(st, 3, a->actor) |
-                          custos_sq_bind_text(st, 4, a->from) |
-                          custos_sq_bind_text(st, 5, a->action) |
-                          custos_sq_bind_text(st, 6, a->object) |
-                          custos_sq_bind_text(st, 7, a->detail) |
-                          custos_sq_bind_blob(st, 8, a->hash, 32),
-                      CUSTOS_ERR_EXISTS, "audit");
+    return exec_bound(
+        s, st,
+        sqlite3_bind_int64(st, 1, a->seq) | sqlite3_bind_int64(st, 2, a->time) |
+            custos_sq_bind_text(st, 3, a->actor) | custos_sq_bind_text(st, 4, a->from) |
+            custos_sq_bind_text(st, 5, a->action) | custos_sq_bind_text(st, 6, a->object) |
+            custos_sq_bind_text(st, 7, a->detail) | custos_sq_bind_blob(st, 8, a->hash, 32),
+        CUSTOS_ERR_EXISTS, "audit");
 }
 
 custos_err custos_sq_audit_last(void *ctx, int64_t *out_seq, uint8_t out_hash[32])

@@ -21,19 +21,19 @@
 
 typedef struct custos_store_request {
     custos_request_summary sum;
-    char package_id[CUSTOS_ID_LEN + 1];     /* initial: the package used */
+    char package_id[CUSTOS_ID_LEN + 1]; /* initial: the package used */
     char signer_serial[CUSTOS_STORE_SERIAL_HEX_LEN + 1];
-    uint8_t digest[32];                     /* SHA-256 of der */
-    uint8_t *der;                           /* the .mcpr; not loaded by list */
+    uint8_t digest[32]; /* SHA-256 of der */
+    uint8_t *der;       /* the .mcpr; not loaded by list */
     size_t der_len;
 } custos_store_request;
 
 typedef struct custos_store_cert {
     char serial[CUSTOS_STORE_SERIAL_HEX_LEN + 1];
-    char request_id[CUSTOS_ID_LEN + 1];     /* empty for mock certificates */
+    char request_id[CUSTOS_ID_LEN + 1]; /* empty for mock certificates */
     char device_id[CUSTOS_ID_LEN + 1];
     char template_name[CUSTOS_MAX_TEMPLATE_NAME_LEN + 1];
-    char issuer[CUSTOS_MAX_NAME_LEN + 16];  /* authority name */
+    char issuer[CUSTOS_MAX_NAME_LEN + 16]; /* authority name */
     int mock;
     int64_t not_after;
     int64_t created;
@@ -46,7 +46,7 @@ typedef struct custos_store_package {
     char system[CUSTOS_MAX_NAME_LEN + 1];
     int64_t created;
     int64_t expires;
-    uint8_t *cert_der;                      /* the bootstrap certificate */
+    uint8_t *cert_der; /* the bootstrap certificate */
     size_t cert_len;
 } custos_store_package;
 
@@ -57,7 +57,7 @@ typedef struct custos_store_audit {
     const char *from;
     const char *action;
     const char *object;
-    const char *detail;                     /* canonical JSON object */
+    const char *detail; /* canonical JSON object */
     uint8_t hash[32];
 } custos_store_audit;
 
@@ -116,8 +116,8 @@ typedef struct custos_store_ops {
 
     custos_err (*cert_insert)(void *ctx, const custos_store_cert *c);
     custos_err (*cert_get)(void *ctx, custos_store_cert *out, const char *serial);
-    custos_err (*cert_list_by_request)(void *ctx, const char *request_id,
-                                       custos_store_cert_cb cb, void *cb_ctx);
+    custos_err (*cert_list_by_request)(void *ctx, const char *request_id, custos_store_cert_cb cb,
+                                       void *cb_ctx);
 
     custos_err (*profile_put)(void *ctx, const char *request_id, const uint8_t *der, size_t len,
                               int64_t now);

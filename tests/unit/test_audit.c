@@ -21,9 +21,9 @@ typedef struct fx {
 } fx;
 
 static const custos_actor ACTOR = {"user:alice", "127.0.0.1"};
-static const uint8_t KEY[CUSTOS_AUDIT_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-                                                  29, 30, 31, 32};
+static const uint8_t KEY[CUSTOS_AUDIT_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                                  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                                  23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static int setup(void **state)
 {

@@ -190,8 +190,8 @@ static void test_sign_bad_args(void **state)
                                      strlen(content), &s),
                      CUSTOS_ERR_ARG);
     s.key = p.leaf.key;
-    assert_int_equal(custos_cms_sign(&der, &len, CUSTOS_OID_EKU_BOOTSTRAP,
-                                     (const uint8_t *)content, strlen(content), &s),
+    assert_int_equal(custos_cms_sign(&der, &len, CUSTOS_OID_EKU_BOOTSTRAP, (const uint8_t *)content,
+                                     strlen(content), &s),
                      CUSTOS_ERR_ARG);
     assert_int_equal(custos_cms_sign(&der, &len, CUSTOS_OID_CT_REQUEST, NULL, 0, &s),
                      CUSTOS_ERR_ARG);
@@ -246,8 +246,8 @@ static void test_verify_negative(void **state)
     assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, copy, len - 1, 65536,
                                        CUSTOS_OID_CT_REQUEST, &t, "provisioning request"),
                      CUSTOS_ERR_MALFORMED);
-    assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, (const uint8_t *)"{}", 2,
-                                       65536, CUSTOS_OID_CT_REQUEST, &t, "provisioning request"),
+    assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, (const uint8_t *)"{}", 2, 65536,
+                                       CUSTOS_OID_CT_REQUEST, &t, "provisioning request"),
                      CUSTOS_ERR_MALFORMED);
     /* altered content */
     copy[find(copy, len, "custos")] ^= 1;
@@ -270,7 +270,8 @@ static void test_verify_negative(void **state)
     assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, der, len, 65536,
                                        CUSTOS_OID_CT_REQUEST, &t, "provisioning request"),
                      CUSTOS_ERR_EXPIRED);
-    assert_non_null(strstr(custos_error_last()->message, "signed this provisioning request expired at"));
+    assert_non_null(
+        strstr(custos_error_last()->message, "signed this provisioning request expired at"));
     assert_string_equal(custos_error_last()->field, "signer");
     t.now = (int64_t)time(NULL) - 86400;
     assert_int_equal(custos_cms_verify(&out, &out_len, NULL, NULL, der, len, 65536,

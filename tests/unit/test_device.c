@@ -38,8 +38,7 @@ static void test_full_flow(void **state)
 
     /* The package sits in storage until the request removes it. */
     assert_int_equal(dfx_package(&pkg_der, &pkg_len, f, "controller", DS_P256_2, 2), 0);
-    assert_int_equal(f->port->storage_write(CUSTOS_OBJ_PACKAGE, pkg_der, pkg_len, f->port->ctx),
-                     0);
+    assert_int_equal(f->port->storage_write(CUSTOS_OBJ_PACKAGE, pkg_der, pkg_len, f->port->ctx), 0);
     free(pkg_der);
 
     assert_int_equal(custos_device_status(&status, f->port), 0);
@@ -105,12 +104,12 @@ static void test_full_flow(void **state)
     ds_check_sign(dev, "t1");
     uint8_t sig[8];
     size_t sig_len = 0;
-    assert_int_equal(custos_device_sign(sig, sizeof(sig), &sig_len, dev, "t0",
-                                        (const uint8_t *)"x", 1),
-                     CUSTOS_ERR_TOO_LARGE);
-    assert_int_equal(custos_device_sign(sig, sizeof(sig), &sig_len, dev, "nope",
-                                        (const uint8_t *)"x", 1),
-                     CUSTOS_ERR_NOT_FOUND);
+    assert_int_equal(
+        custos_device_sign(sig, sizeof(sig), &sig_len, dev, "t0", (const uint8_t *)"x", 1),
+        CUSTOS_ERR_TOO_LARGE);
+    assert_int_equal(
+        custos_device_sign(sig, sizeof(sig), &sig_len, dev, "nope", (const uint8_t *)"x", 1),
+        CUSTOS_ERR_NOT_FOUND);
 
     SSL_CTX *ctx = NULL;
     assert_int_equal(custos_device_ssl_ctx(&ctx, dev, NULL), 0);
@@ -172,9 +171,9 @@ static void test_rotate_refuses_planted_identity(void **state)
     assert_int_equal(custos_device_rotate(&req, &rl, dev, &ro), CUSTOS_ERR_MOCK);
     assert_null(req);
     /* Nothing was added to the planted file. */
-    assert_int_equal(peer.port->storage_read(back, sizeof(back), &back_len, CUSTOS_OBJ_IDENTITY,
-                                             peer.port->ctx),
-                     0);
+    assert_int_equal(
+        peer.port->storage_read(back, sizeof(back), &back_len, CUSTOS_OBJ_IDENTITY, peer.port->ctx),
+        0);
     assert_int_equal(back_len, enc_len);
     assert_memory_equal(back, enc, enc_len);
 
@@ -248,9 +247,8 @@ static void test_request_refusals(void **state)
     /* KEEP_PACKAGE leaves the package; a second request replaces the first. */
     o.identity.model = NULL;
     o.flags = CUSTOS_REQUEST_KEEP_PACKAGE;
-    assert_int_equal(f->port->storage_write(CUSTOS_OBJ_PACKAGE, (const uint8_t *)"p", 1,
-                                            f->port->ctx),
-                     0);
+    assert_int_equal(
+        f->port->storage_write(CUSTOS_OBJ_PACKAGE, (const uint8_t *)"p", 1, f->port->ctx), 0);
     assert_int_equal(custos_device_request(NULL, NULL, f->port, pkg, &o), 0);
     assert_true(dfx_exists(f, CUSTOS_OBJ_PACKAGE));
     uint8_t *req2 = NULL;
@@ -272,8 +270,7 @@ static void test_request_refusals(void **state)
     assert_int_equal(dfx_package(&der, &dl, f, "controller", DS_P256_2, 2), 0);
     assert_int_equal(custos_package_open(&p2, der, dl, "wrong", 5, NULL), CUSTOS_ERR_PASSPHRASE);
     assert_null(p2);
-    assert_int_equal(custos_package_open(&p2, der, dl, FX_PASSPHRASE, strlen(FX_PASSPHRASE),
-                                         NULL),
+    assert_int_equal(custos_package_open(&p2, der, dl, FX_PASSPHRASE, strlen(FX_PASSPHRASE), NULL),
                      0);
     assert_string_equal(custos_package_system(p2), "pump-x2");
     assert_int_equal(custos_package_component_count(p2), 2);
@@ -513,9 +510,9 @@ static void test_install_resumes(void **state)
 
     assert_int_equal(custos_device_install(&res, port, prof, pl), 0);
     assert_int_equal(res.rotated, 1);
-    assert_int_equal(port->storage_read(prev, sizeof(prev), &prev_len,
-                                        CUSTOS_OBJ_PROFILE_PREVIOUS, port->ctx),
-                     0);
+    assert_int_equal(
+        port->storage_read(prev, sizeof(prev), &prev_len, CUSTOS_OBJ_PROFILE_PREVIOUS, port->ctx),
+        0);
     assert_int_equal(prev_len, old_len);
     assert_memory_equal(prev, old, old_len); /* the real previous generation */
     assert_int_equal(custos_device_open(&dev, port, NULL), 0);
@@ -715,19 +712,19 @@ static custos_err failing_write(const char *name, const uint8_t *data, size_t le
     return fp->inner->storage_write(name, data, len, fp->inner->ctx);
 }
 
-#define FWD(name, sig, args)                                                          \
-    static custos_err failing_##name sig                                              \
-    {                                                                                 \
-        failing_port *fp = ctx;                                                       \
-        return fp->inner->name args;                                                  \
+#define FWD(name, sig, args)                                                                       \
+    static custos_err failing_##name sig                                                           \
+    {                                                                                              \
+        failing_port *fp = ctx;                                                                    \
+        return fp->inner->name args;                                                               \
     }
-FWD(device_secret, (uint8_t *out, size_t cap, size_t *out_len, void *ctx),
+FWD(device_secret, (uint8_t * out, size_t cap, size_t *out_len, void *ctx),
     (out, cap, out_len, fp->inner->ctx))
-FWD(entropy, (uint8_t *out, size_t len, void *ctx), (out, len, fp->inner->ctx))
-FWD(storage_read, (uint8_t *out, size_t cap, size_t *out_len, const char *name, void *ctx),
+FWD(entropy, (uint8_t * out, size_t len, void *ctx), (out, len, fp->inner->ctx))
+FWD(storage_read, (uint8_t * out, size_t cap, size_t *out_len, const char *name, void *ctx),
     (out, cap, out_len, name, fp->inner->ctx))
 FWD(storage_remove, (const char *name, void *ctx), (name, fp->inner->ctx))
-FWD(clock, (int64_t *out, void *ctx), (out, fp->inner->ctx))
+FWD(clock, (int64_t * out, void *ctx), (out, fp->inner->ctx))
 
 static void test_port_failure_named(void **state)
 {

@@ -59,8 +59,8 @@ static void issue_server(testca_cert *out, const testca_cert *ca, const char *cn
 /* One in-memory handshake: the device's SSL_CTX against a server that
  * requires a client certificate chaining to the fixture root. @p host, when
  * not NULL, overrides the expected server name on the client's SSL. */
-static int handshake_to(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv,
-                        const char *host, int *client_ok)
+static int handshake_to(SSL_CTX *client_ctx, const dfx *f, const testca_cert *srv, const char *host,
+                        int *client_ok)
 {
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
     SSL *c = NULL, *s = NULL;
@@ -234,7 +234,6 @@ static void test_url_host(void **state)
                      CUSTOS_ERR_TOO_LARGE);
     assert_string_equal(host, "");
 }
-
 
 int main(void)
 {

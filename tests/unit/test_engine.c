@@ -20,13 +20,13 @@
 #include "internal/util.h"
 
 /* assert success, printing the error detail when it fails */
-#define OK(expr)                                                                       \
-    do {                                                                               \
-        custos_err ok_r_ = (expr);                                                     \
-        if (ok_r_ != 0)                                                                \
-            print_error("%s: %d %s [%s]\n", #expr, ok_r_, custos_error_last()->message, \
-                        custos_error_last()->field);                                   \
-        assert_int_equal(ok_r_, 0);                                                    \
+#define OK(expr)                                                                                   \
+    do {                                                                                           \
+        custos_err ok_r_ = (expr);                                                                 \
+        if (ok_r_ != 0)                                                                            \
+            print_error("%s: %d %s [%s]\n", #expr, ok_r_, custos_error_last()->message,            \
+                        custos_error_last()->field);                                               \
+        assert_int_equal(ok_r_, 0);                                                                \
     } while (0)
 #include "support/testca.h"
 
@@ -74,14 +74,12 @@ static int setup(void **state)
     OK(custos_engine_open(&f->e, f->dir));
     f->now = (int64_t)time(NULL);
     custos_engine_set_clock(f->e, fake_clock, &f->now);
-    OK(custos_engine_system_create(f->e, (const uint8_t *)SYSTEM_JSON,
-                                                 strlen(SYSTEM_JSON), &ACTOR));
-    OK(custos_engine_package_create(&der, &len, f->e, "pump", PASS, strlen(PASS),
-                                                  30, &ACTOR));
+    OK(custos_engine_system_create(f->e, (const uint8_t *)SYSTEM_JSON, strlen(SYSTEM_JSON),
+                                   &ACTOR));
+    OK(custos_engine_package_create(&der, &len, f->e, "pump", PASS, strlen(PASS), 30, &ACTOR));
     OK(custos_package_decode(&f->pkg, der, len, NULL, f->now));
     OK(custos_package_key_decrypt(&f->boot_key, f->pkg->bootstrap_key_enc,
-                                                f->pkg->bootstrap_key_enc_len, PASS,
-                                                strlen(PASS)));
+                                  f->pkg->bootstrap_key_enc_len, PASS, strlen(PASS)));
     free(der);
     *state = f;
     return 0;
@@ -142,8 +140,7 @@ static uint8_t *make_request(size_t *len, fx *f, const req_spec *s, EVP_PKEY *ke
         EVP_PKEY *k = NULL;
         snprintf(d->keys[i].template_name, sizeof(d->keys[i].template_name), "%s", s->names[i]);
         OK(custos_key_generate(&k, s->algs[i]));
-        OK(custos_csr_build(&d->keys[i].csr, k, d->system, d->component,
-                                          d->serial, s->names[i]));
+        OK(custos_csr_build(&d->keys[i].csr, k, d->system, d->component, d->serial, s->names[i]));
         if (keys != NULL)
             keys[i] = k;
         else
@@ -162,9 +159,18 @@ static uint8_t *make_request(size_t *len, fx *f, const req_spec *s, EVP_PKEY *ke
 
 static uint8_t *initial_request(size_t *len, fx *f, const char *serial, EVP_PKEY *keys[4])
 {
-    req_spec s = {CUSTOS_REQUEST_INITIAL, "ctl", serial, {"tls", "sign"},
-                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL, NULL, NULL,
-                  NULL, NULL};
+    req_spec s = {CUSTOS_REQUEST_INITIAL,
+                  "ctl",
+                  serial,
+                  {"tls", "sign"},
+                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384},
+                  2,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     return make_request(len, f, &s, keys);
 }
 
@@ -191,8 +197,8 @@ typedef struct counts {
 
 static counts snapshot(fx *f)
 {
-    counts c = {count_rows(f, "requests"), count_rows(f, "certificates"),
-                count_rows(f, "profiles"), count_rows(f, "audit")};
+    counts c = {count_rows(f, "requests"), count_rows(f, "certificates"), count_rows(f, "profiles"),
+                count_rows(f, "audit")};
     return c;
 }
 
@@ -230,8 +236,7 @@ static custos_profile_doc *provision(fx *f, const char *serial, EVP_PKEY *keys[4
     custos_profile_doc *p;
 
     der = initial_request(&len, f, serial, keys);
-    OK(custos_engine_request_import(out, &created, f->e, der, len, "import",
-                                                  &ACTOR));
+    OK(custos_engine_request_import(out, &created, f->e, der, len, "import", &ACTOR));
     assert_int_equal(created, 1);
     OK(custos_engine_request_approve(out, f->e, out->request_id, &ACTOR));
     OK(custos_engine_profile_export(&prof, &prof_len, f->e, out->request_id));
@@ -268,8 +273,7 @@ static void test_full_flow(void **state)
     assert_int_equal(custos_engine_profile_export(&prof, &prof_len, f->e, r.request_id),
                      CUSTOS_ERR_STATE);
     /* idempotent: same bytes, same record */
-    OK(custos_engine_request_import(&again, &created, f->e, der, len, "upload",
-                                                  &ACTOR));
+    OK(custos_engine_request_import(&again, &created, f->e, der, len, "upload", &ACTOR));
     assert_int_equal(created, 0);
     assert_string_equal(again.request_id, r.request_id);
     assert_string_equal(again.device_id, r.device_id);
@@ -314,8 +318,7 @@ static void test_full_flow(void **state)
     OK(custos_engine_device_complete(&r, f->e, id, &ACTOR));
     assert_int_equal(r.state, CUSTOS_STATE_PROVISIONED);
     assert_int_equal(custos_engine_device_complete(&r, f->e, id, &ACTOR), CUSTOS_ERR_STATE);
-    assert_int_equal(custos_engine_request_reject(&r, f->e, id, "late", &ACTOR),
-                     CUSTOS_ERR_STATE);
+    assert_int_equal(custos_engine_request_reject(&r, f->e, id, "late", &ACTOR), CUSTOS_ERR_STATE);
     OK(custos_engine_request_get(&r, f->e, id));
     assert_int_equal(r.state, CUSTOS_STATE_PROVISIONED);
     /* export still works once provisioned */
@@ -334,16 +337,54 @@ static void test_full_flow(void **state)
 static void test_template_mismatch_changes_nothing(void **state)
 {
     fx *f = *state;
-    req_spec wrong_curve = {CUSTOS_REQUEST_INITIAL, "ctl", "SN-1", {"tls", "sign"},
-                            {CUSTOS_ALG_ECDSA_P384, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL,
-                            NULL, NULL, NULL, NULL};
-    req_spec missing = {CUSTOS_REQUEST_INITIAL, "ctl", "SN-1", {"tls"},
-                        {CUSTOS_ALG_ECDSA_P256}, 1, NULL, NULL, NULL, NULL, NULL, NULL};
-    req_spec renamed = {CUSTOS_REQUEST_INITIAL, "ctl", "SN-1", {"tls", "other"},
-                        {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL,
-                        NULL, NULL, NULL, NULL};
-    req_spec component = {CUSTOS_REQUEST_INITIAL, "nosuch", "SN-1", {"tls"},
-                          {CUSTOS_ALG_ECDSA_P256}, 1, NULL, NULL, NULL, NULL, NULL, NULL};
+    req_spec wrong_curve = {CUSTOS_REQUEST_INITIAL,
+                            "ctl",
+                            "SN-1",
+                            {"tls", "sign"},
+                            {CUSTOS_ALG_ECDSA_P384, CUSTOS_ALG_ECDSA_P384},
+                            2,
+                            NULL,
+                            NULL,
+                            NULL,
+                            NULL,
+                            NULL,
+                            NULL};
+    req_spec missing = {CUSTOS_REQUEST_INITIAL,
+                        "ctl",
+                        "SN-1",
+                        {"tls"},
+                        {CUSTOS_ALG_ECDSA_P256},
+                        1,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL};
+    req_spec renamed = {CUSTOS_REQUEST_INITIAL,
+                        "ctl",
+                        "SN-1",
+                        {"tls", "other"},
+                        {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384},
+                        2,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL};
+    req_spec component = {CUSTOS_REQUEST_INITIAL,
+                          "nosuch",
+                          "SN-1",
+                          {"tls"},
+                          {CUSTOS_ALG_ECDSA_P256},
+                          1,
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL};
     custos_request_summary r;
     counts before = snapshot(f);
     uint8_t *der;
@@ -383,12 +424,12 @@ static void test_bad_input(void **state)
     size_t len = 0;
     int created = -1;
 
-    assert_true(custos_engine_request_import(&r, &created, f->e, junk, sizeof(junk), "import",
-                                             &ACTOR) < 0);
+    assert_true(
+        custos_engine_request_import(&r, &created, f->e, junk, sizeof(junk), "import", &ACTOR) < 0);
     der = initial_request(&len, f, "SN-1", NULL);
-    assert_int_equal(custos_engine_request_import(&r, &created, f->e, der, len, "carrier-pigeon",
-                                                  &ACTOR),
-                     CUSTOS_ERR_ARG);
+    assert_int_equal(
+        custos_engine_request_import(&r, &created, f->e, der, len, "carrier-pigeon", &ACTOR),
+        CUSTOS_ERR_ARG);
     der[len - 5] ^= 0x01; /* signature bytes */
     assert_true(custos_engine_request_import(&r, &created, f->e, der, len, "import", &ACTOR) < 0);
     free(der);
@@ -405,9 +446,18 @@ static void test_bad_input(void **state)
 static void test_unknown_package(void **state)
 {
     fx *f = *state;
-    req_spec s = {CUSTOS_REQUEST_INITIAL, "ctl", "SN-1", {"tls", "sign"},
-                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2,
-                  "aaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, NULL, NULL, NULL, NULL};
+    req_spec s = {CUSTOS_REQUEST_INITIAL,
+                  "ctl",
+                  "SN-1",
+                  {"tls", "sign"},
+                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384},
+                  2,
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaa",
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     custos_request_summary r;
     counts before = snapshot(f);
     size_t len = 0;
@@ -423,9 +473,18 @@ static void test_unknown_package(void **state)
 static void test_request_id_reuse_refused(void **state)
 {
     fx *f = *state;
-    req_spec s = {CUSTOS_REQUEST_INITIAL, "ctl", "SN-1", {"tls", "sign"},
-                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL, NULL, NULL,
-                  NULL, NULL};
+    req_spec s = {CUSTOS_REQUEST_INITIAL,
+                  "ctl",
+                  "SN-1",
+                  {"tls", "sign"},
+                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384},
+                  2,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     custos_request_summary a, b;
     counts before;
     uint8_t *der;
@@ -457,8 +516,7 @@ static void test_duplicate_serial_flagged(void **state)
     OK(custos_engine_request_import(&a, &created, f->e, der, len, "import", &ACTOR));
     free(der);
     der = initial_request(&len, f, "SN-DUP", NULL);
-    OK(custos_engine_request_import(&b, &created, f->e, der, len, "gateway",
-                                                  &ACTOR));
+    OK(custos_engine_request_import(&b, &created, f->e, der, len, "gateway", &ACTOR));
     free(der);
     assert_int_equal(a.duplicate_serial, 0);
     assert_int_equal(b.duplicate_serial, 1);
@@ -522,8 +580,18 @@ static void test_expire_sweep(void **state)
 static void test_lint_failure_stores_nothing(void **state)
 {
     fx *f = *state;
-    req_spec s = {CUSTOS_REQUEST_INITIAL, "longlived", "SN-LONG", {"tls"},
-                  {CUSTOS_ALG_ECDSA_P256}, 1, NULL, NULL, NULL, NULL, NULL, NULL};
+    req_spec s = {CUSTOS_REQUEST_INITIAL,
+                  "longlived",
+                  "SN-LONG",
+                  {"tls"},
+                  {CUSTOS_ALG_ECDSA_P256},
+                  1,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     custos_request_summary r, got;
     counts before;
     size_t len = 0;
@@ -558,8 +626,7 @@ static void test_reject(void **state)
                      CUSTOS_ERR_LIMIT);
     OK(custos_engine_request_get(&r2, f->e, r.request_id));
     assert_int_equal(r2.state, CUSTOS_STATE_PENDING);
-    OK(custos_engine_request_reject(&r, f->e, r.request_id, "unknown device",
-                                                  &ACTOR));
+    OK(custos_engine_request_reject(&r, f->e, r.request_id, "unknown device", &ACTOR));
     assert_int_equal(r.state, CUSTOS_STATE_REJECTED);
     assert_string_equal(r.reason, "unknown device");
     assert_int_equal(custos_engine_request_approve(&r, f->e, r.request_id, &ACTOR),
@@ -572,9 +639,18 @@ static void test_reprovision(void **state)
     custos_request_summary r, r2;
     custos_profile_doc *p;
     EVP_PKEY *keys[4] = {0};
-    req_spec s = {CUSTOS_REQUEST_REPROVISION, "ctl", "SN-0001", {"tls", "sign"},
-                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384}, 2, NULL, NULL, NULL, NULL,
-                  NULL, NULL};
+    req_spec s = {CUSTOS_REQUEST_REPROVISION,
+                  "ctl",
+                  "SN-0001",
+                  {"tls", "sign"},
+                  {CUSTOS_ALG_ECDSA_P256, CUSTOS_ALG_ECDSA_P384},
+                  2,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     testca_cert foreign_root = {0}, foreign = {0};
     char renewed_id[CUSTOS_ID_LEN + 1];
     uint8_t *der;
@@ -592,8 +668,7 @@ static void test_reprovision(void **state)
 
     /* signed by the device's current key */
     der = make_request(&len, f, &s, NULL);
-    OK(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
-                                                  &ACTOR));
+    OK(custos_engine_request_import(&r2, &created, f->e, der, len, "connected", &ACTOR));
     free(der);
     assert_int_equal(created, 1);
     assert_string_equal(r2.kind, "reprovision");
@@ -607,18 +682,18 @@ static void test_reprovision(void **state)
     /* the device's key, claiming another device id */
     s.device_id = "aaaaaaaaaaaaaaaaaaaaaaaaaa";
     der = make_request(&len, f, &s, NULL);
-    assert_int_equal(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
-                                                  &ACTOR),
-                     CUSTOS_ERR_UNTRUSTED);
+    assert_int_equal(
+        custos_engine_request_import(&r2, &created, f->e, der, len, "connected", &ACTOR),
+        CUSTOS_ERR_UNTRUSTED);
     free(der);
     /* the device's own key, claiming another serial: it may renew its
      * identity, never take another one */
     s.device_id = r.device_id;
     s.serial = "SN-9999";
     der = make_request(&len, f, &s, NULL);
-    assert_int_equal(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
-                                                  &ACTOR),
-                     CUSTOS_ERR_MISMATCH);
+    assert_int_equal(
+        custos_engine_request_import(&r2, &created, f->e, der, len, "connected", &ACTOR),
+        CUSTOS_ERR_MISMATCH);
     assert_string_equal(custos_error_last()->field, "device.serial");
     free(der);
     s.serial = "SN-0001";
@@ -635,8 +710,8 @@ static void test_reprovision(void **state)
         der = make_request(&len, f, &s, NULL);
         sk_X509_free(empty);
     }
-    assert_true(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
-                                             &ACTOR) < 0);
+    assert_true(custos_engine_request_import(&r2, &created, f->e, der, len, "connected", &ACTOR) <
+                0);
     free(der);
     assert_unchanged(f, before);
 
@@ -651,9 +726,9 @@ static void test_reprovision(void **state)
     s.device_id = r.device_id;
     der = make_request(&len, f, &s, NULL);
     before = snapshot(f);
-    assert_int_equal(custos_engine_request_import(&r2, &created, f->e, der, len, "connected",
-                                                  &ACTOR),
-                     CUSTOS_ERR_UNTRUSTED);
+    assert_int_equal(
+        custos_engine_request_import(&r2, &created, f->e, der, len, "connected", &ACTOR),
+        CUSTOS_ERR_UNTRUSTED);
     assert_non_null(strstr(custos_error_last()->message, "superseded"));
     assert_unchanged(f, before);
     free(der);
@@ -693,8 +768,7 @@ static void test_list_and_reopen(void **state)
         char serial[16];
         snprintf(serial, sizeof(serial), "SN-%d", i);
         der = initial_request(&len, f, serial, NULL);
-        OK(custos_engine_request_import(&r, &created, f->e, der, len, "import",
-                                                      &ACTOR));
+        OK(custos_engine_request_import(&r, &created, f->e, der, len, "import", &ACTOR));
         free(der);
         f->now += 10;
     }
@@ -711,15 +785,14 @@ static void test_list_and_reopen(void **state)
     custos_engine_set_clock(f->e, fake_clock, &f->now);
     OK(custos_engine_request_get(&r, f->e, r.request_id));
     assert_int_equal(r.state, CUSTOS_STATE_REJECTED);
-    OK(custos_engine_package_create(&pkg, &pkg_len, f->e, "pump", PASS,
-                                                  strlen(PASS), 10, &ACTOR));
+    OK(custos_engine_package_create(&pkg, &pkg_len, f->e, "pump", PASS, strlen(PASS), 10, &ACTOR));
     free(pkg);
     assert_int_equal(custos_engine_package_create(&pkg, &pkg_len, f->e, "nosuch", PASS,
                                                   strlen(PASS), 10, &ACTOR),
                      CUSTOS_ERR_NOT_FOUND);
-    assert_int_equal(custos_engine_package_create(&pkg, &pkg_len, f->e, "pump", PASS,
-                                                  strlen(PASS), 0, &ACTOR),
-                     CUSTOS_ERR_ARG);
+    assert_int_equal(
+        custos_engine_package_create(&pkg, &pkg_len, f->e, "pump", PASS, strlen(PASS), 0, &ACTOR),
+        CUSTOS_ERR_ARG);
 }
 
 static void test_init_refuses_nonempty(void **state)

@@ -11,7 +11,7 @@
 #include "internal/format.h"
 #include "support/testca.h"
 
-static const uint8_t secret[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t secret[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static custos_identity_doc *make_doc(int mock, size_t n_gens)
@@ -52,16 +52,14 @@ static void assert_same(const custos_identity_doc *a, const custos_identity_doc 
     assert_int_equal(a->mock, b->mock);
     assert_string_equal(a->services.cloud_url, b->services.cloud_url);
     assert_int_equal(sk_X509_num(a->root_of_trust), sk_X509_num(b->root_of_trust));
-    assert_int_equal(X509_cmp(sk_X509_value(a->root_of_trust, 0),
-                              sk_X509_value(b->root_of_trust, 0)),
-                     0);
+    assert_int_equal(
+        X509_cmp(sk_X509_value(a->root_of_trust, 0), sk_X509_value(b->root_of_trust, 0)), 0);
     assert_int_equal(a->n_gens, b->n_gens);
     for (size_t g = 0; g < a->n_gens; g++) {
         assert_string_equal(a->gens[g].request_id, b->gens[g].request_id);
         assert_int_equal(a->gens[g].n_keys, b->gens[g].n_keys);
         for (size_t i = 0; i < a->gens[g].n_keys; i++) {
-            assert_string_equal(a->gens[g].keys[i].template_name,
-                                b->gens[g].keys[i].template_name);
+            assert_string_equal(a->gens[g].keys[i].template_name, b->gens[g].keys[i].template_name);
             assert_true(custos_key_public_equal(a->gens[g].keys[i].key, b->gens[g].keys[i].key));
             assert_int_equal(EVP_PKEY_eq(a->gens[g].keys[i].key, b->gens[g].keys[i].key), 1);
         }
@@ -170,9 +168,9 @@ static void test_wrong_secret_and_tamper(void **state)
     enc[10] = 0xff;
     assert_int_equal(custos_identity_decode(&back, enc, len, secret, sizeof(secret)),
                      CUSTOS_ERR_TOO_LARGE);
-    assert_int_equal(custos_identity_decode(&back, enc, CUSTOS_MAX_IDENTITY_SIZE + 1, secret,
-                                            sizeof(secret)),
-                     CUSTOS_ERR_TOO_LARGE);
+    assert_int_equal(
+        custos_identity_decode(&back, enc, CUSTOS_MAX_IDENTITY_SIZE + 1, secret, sizeof(secret)),
+        CUSTOS_ERR_TOO_LARGE);
     assert_null(back);
     free(enc);
     custos_identity_doc_free(d);
@@ -323,10 +321,10 @@ static void test_json_wipes_on_free(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_wipes_on_free),
-        cmocka_unit_test(test_locked_roundtrip),   cmocka_unit_test(test_mock_roundtrip),
-        cmocka_unit_test(test_wrong_secret_and_tamper), cmocka_unit_test(test_forged_headers),
-        cmocka_unit_test(test_mock_key_swap_detected), cmocka_unit_test(test_encode_args),
+        cmocka_unit_test(test_json_wipes_on_free), cmocka_unit_test(test_locked_roundtrip),
+        cmocka_unit_test(test_mock_roundtrip),     cmocka_unit_test(test_wrong_secret_and_tamper),
+        cmocka_unit_test(test_forged_headers),     cmocka_unit_test(test_mock_key_swap_detected),
+        cmocka_unit_test(test_encode_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

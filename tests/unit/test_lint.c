@@ -15,13 +15,13 @@
 #include "internal/util.h"
 
 /* assert success, printing the error detail when it fails */
-#define OK(expr)                                                                       \
-    do {                                                                               \
-        custos_err ok_r_ = (expr);                                                     \
-        if (ok_r_ != 0)                                                                \
-            print_error("%s: %d %s [%s]\n", #expr, ok_r_, custos_error_last()->message, \
-                        custos_error_last()->field);                                   \
-        assert_int_equal(ok_r_, 0);                                                    \
+#define OK(expr)                                                                                   \
+    do {                                                                                           \
+        custos_err ok_r_ = (expr);                                                                 \
+        if (ok_r_ != 0)                                                                            \
+            print_error("%s: %d %s [%s]\n", #expr, ok_r_, custos_error_last()->message,            \
+                        custos_error_last()->field);                                               \
+        assert_int_equal(ok_r_, 0);                                                                \
     } while (0)
 
 typedef struct fx {
@@ -52,8 +52,8 @@ static int setup(void **state)
     f->t.usage = CUSTOS_USAGE_TLS_CLIENT;
     f->t.valid_days = 365;
     snprintf(f->t.subject, sizeof(f->t.subject), "CN={serial},OU={component},O=Acme Medical");
-    OK(custos_ca_issue(&f->cert, f->dev_key, NULL, &f->t, "pump", "ctl", "SN-0001",
-                                     f->ca, f->ca_key, f->now, 0));
+    OK(custos_ca_issue(&f->cert, f->dev_key, NULL, &f->t, "pump", "ctl", "SN-0001", f->ca,
+                       f->ca_key, f->now, 0));
     *state = f;
     return 0;
 }
@@ -83,8 +83,8 @@ static void expect_rule(fx *f, const char *rule)
 
 static void resign(fx *f, EVP_PKEY *key, const EVP_MD *md)
 {
-    assert_true(X509_sign(f->cert, key != NULL ? key : f->ca_key,
-                          md != NULL ? md : EVP_sha384()) > 0);
+    assert_true(X509_sign(f->cert, key != NULL ? key : f->ca_key, md != NULL ? md : EVP_sha384()) >
+                0);
 }
 
 static void del_ext(X509 *x, int nid)
@@ -130,16 +130,14 @@ static void test_other_usages_pass(void **state)
     t.alg = CUSTOS_ALG_ED25519;
     t.usage = CUSTOS_USAGE_SIGNING;
     OK(custos_key_generate(&k, t.alg));
-    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
-                                     f->now, 0));
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key, f->now, 0));
     OK(custos_lint_certificate(x, f->ca, &t, 0));
     assert_int_equal(X509_get_ext_by_NID(x, NID_ext_key_usage, -1), -1);
     X509_free(x);
     x = NULL;
     /* the same certificate against a TLS template fails on keyUsage/EKU */
     t.usage = CUSTOS_USAGE_TLS_CLIENT;
-    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
-                                     f->now, 0));
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key, f->now, 0));
     t.usage = CUSTOS_USAGE_SIGNING;
     assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
     assert_string_equal(custos_error_last()->field, "lint:key-usage");
@@ -147,8 +145,7 @@ static void test_other_usages_pass(void **state)
     x = NULL;
     /* mock certificate: OU=mock and the mock policy */
     t.usage = CUSTOS_USAGE_TLS_CLIENT | CUSTOS_USAGE_TLS_SERVER;
-    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key,
-                                     f->now, 1));
+    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key, f->now, 1));
     OK(custos_lint_certificate(x, f->ca, &t, 1));
     assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
     assert_string_equal(custos_error_last()->field, "lint:mock-marker");
@@ -281,7 +278,8 @@ static void test_eku(void **state)
 static void test_validity_beyond_ca(void **state)
 {
     fx *f = *state;
-    assert_non_null(ASN1_TIME_set(X509_getm_notAfter(f->cert), (time_t)(f->now + 20 * 365 * 86400LL)));
+    assert_non_null(
+        ASN1_TIME_set(X509_getm_notAfter(f->cert), (time_t)(f->now + 20 * 365 * 86400LL)));
     resign(f, NULL, NULL);
     expect_rule(f, "validity");
 }

@@ -110,9 +110,9 @@ static void test_wrong_passphrase(void **state)
                                                 s->doc->bootstrap_key_enc_len, "", 0),
                      CUSTOS_ERR_PASSPHRASE);
     /* not PKCS#8 at all */
-    assert_int_equal(custos_package_key_decrypt(&key, (const uint8_t *)"\x30\x03\x02\x01\x01", 5,
-                                                "x", 1),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(
+        custos_package_key_decrypt(&key, (const uint8_t *)"\x30\x03\x02\x01\x01", 5, "x", 1),
+        CUSTOS_ERR_MALFORMED);
     assert_null(key);
 }
 
@@ -132,8 +132,7 @@ static void test_expired(void **state)
     assert_int_equal(custos_package_decode(&d, der, len, NULL, p.now), 0);
     custos_package_doc_free(d);
     d = NULL;
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, p.now + 3600),
-                     CUSTOS_ERR_EXPIRED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, p.now + 3600), CUSTOS_ERR_EXPIRED);
     assert_null(d);
     assert_non_null(strstr(custos_error_last()->message, "provisioning package expired at "));
     free(der);
@@ -174,8 +173,7 @@ static void test_foreign_root(void **state)
     chain = testca_stack(&root, NULL, NULL);
     sg = fx_signer(&signer, chain);
     assert_int_equal(custos_package_encode(&der, &len, s->doc, &sg), 0);
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now),
-                     CUSTOS_ERR_UNTRUSTED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now), CUSTOS_ERR_UNTRUSTED);
     assert_string_equal(custos_error_last()->field, "root_of_trust");
     assert_null(d);
     free(der);
@@ -197,20 +195,17 @@ static void test_bootstrap_checks(void **state)
     /* expires must equal the bootstrap notAfter */
     s->doc->expires = expires + 1;
     assert_int_equal(custos_package_encode(&der, &len, s->doc, &sg), 0);
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now), CUSTOS_ERR_MALFORMED);
     assert_string_equal(custos_error_last()->field, "expires");
     free(der);
     der = NULL;
 
     /* the bootstrap certificate must carry the bootstrap EKU */
     s->doc->bootstrap_cert = s->pki.dev.cert;
-    assert_int_equal(custos_asn1_time_to_unix(&s->doc->expires,
-                                              X509_get0_notAfter(s->pki.dev.cert)),
-                     0);
+    assert_int_equal(
+        custos_asn1_time_to_unix(&s->doc->expires, X509_get0_notAfter(s->pki.dev.cert)), 0);
     assert_int_equal(custos_package_encode(&der, &len, s->doc, &sg), 0);
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now),
-                     CUSTOS_ERR_UNTRUSTED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now), CUSTOS_ERR_UNTRUSTED);
     assert_string_equal(custos_error_last()->field, "bootstrap.certificate");
     free(der);
     der = NULL;
@@ -231,8 +226,7 @@ static void test_bootstrap_chain_broken(void **state)
     s->doc->bootstrap_chain = NULL; /* the bootstrap CA is missing */
     assert_int_equal(custos_package_encode(&der, &len, s->doc, &sg), 0);
     s->doc->bootstrap_chain = saved;
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now),
-                     CUSTOS_ERR_UNTRUSTED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now), CUSTOS_ERR_UNTRUSTED);
     assert_null(d);
     free(der);
 }
@@ -273,8 +267,7 @@ static void test_trailing_and_size(void **state)
     memcpy(big, s->der, s->len);
     assert_true(custos_package_decode(&d, big, s->len + 1, NULL, s->pki.now) < 0);
     assert_null(d);
-    assert_int_equal(custos_package_decode(&d, big, CUSTOS_MAX_PACKAGE_SIZE + 1, NULL,
-                                           s->pki.now),
+    assert_int_equal(custos_package_decode(&d, big, CUSTOS_MAX_PACKAGE_SIZE + 1, NULL, s->pki.now),
                      CUSTOS_ERR_TOO_LARGE);
     assert_true(custos_package_decode(&d, s->der, s->len - 1, NULL, s->pki.now) < 0);
     assert_true(custos_package_decode(&d, big, 0, NULL, s->pki.now) < 0);
@@ -317,8 +310,7 @@ static void test_strict_json(void **state)
     assert_int_equal(decode_edited(s, "\"format\":", "\"format\":"), 0);
     assert_int_equal(decode_edited(s, "\"format\":", "\"extra\":1,\"format\":"),
                      CUSTOS_ERR_MALFORMED);
-    assert_int_equal(decode_edited(s, "\"version\":1", "\"version\":2"),
-                     CUSTOS_ERR_UNSUPPORTED);
+    assert_int_equal(decode_edited(s, "\"version\":1", "\"version\":2"), CUSTOS_ERR_UNSUPPORTED);
     assert_int_equal(decode_edited(s, "\"custos-package\"", "\"custos-profile\""),
                      CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"system\":\"pump-x2\"", "\"system\":\"Pump X2\""),
@@ -329,8 +321,7 @@ static void test_strict_json(void **state)
                      CUSTOS_ERR_MALFORMED);
     assert_string_equal(custos_error_last()->field, "services.cloud_url");
     assert_int_equal(decode_edited(s, "\"https://gw.example\"", "\"\""), CUSTOS_ERR_MALFORMED);
-    assert_int_equal(decode_edited(s, "\"created\":\"", "\"created\":\"x"),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(decode_edited(s, "\"created\":\"", "\"created\":\"x"), CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"encrypted_key\":\"", "\"encrypted_key\":\"AAAA"),
                      CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "{", "{\"format\":\"custos-package\","),
@@ -349,8 +340,7 @@ static void test_wrong_content_type(void **state)
     assert_int_equal(fx_sign_raw(&der, &len, CUSTOS_OID_CT_PROFILE, content,
                                  fx_signer(&s->pki.pkg_signer, s->pki.root_chain)),
                      0);
-    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(custos_package_decode(&d, der, len, NULL, s->pki.now), CUSTOS_ERR_MALFORMED);
     assert_null(d);
     free(der);
     free(content);

@@ -127,8 +127,7 @@ static void test_read_missing_and_too_large(void **state)
                      CUSTOS_ERR_NOT_FOUND);
     assert_int_equal(len, 0);
     assert_int_equal(p->storage_write("big", (const uint8_t *)"12345", 5, p->ctx), 0);
-    assert_int_equal(p->storage_read(buf, sizeof(buf), &len, "big", p->ctx),
-                     CUSTOS_ERR_TOO_LARGE);
+    assert_int_equal(p->storage_read(buf, sizeof(buf), &len, "big", p->ctx), CUSTOS_ERR_TOO_LARGE);
     assert_non_null(strstr(custos_error_last()->message, "limit"));
 }
 
@@ -137,17 +136,23 @@ static void test_name_validation(void **state)
     pfx *f = *state;
     const custos_port *p = f->port;
     static const char *const bad[] = {
-        "",      "../x", "a/b",   "..",    ".hidden", "UPPER", "a..b", "sp ce", "-dash",
+        "",
+        "../x",
+        "a/b",
+        "..",
+        ".hidden",
+        "UPPER",
+        "a..b",
+        "sp ce",
+        "-dash",
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 65 chars */
     };
     uint8_t buf[8];
     size_t len = 0;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(p->storage_write(bad[i], (const uint8_t *)"x", 1, p->ctx),
-                         CUSTOS_ERR_ARG);
-        assert_int_equal(p->storage_read(buf, sizeof(buf), &len, bad[i], p->ctx),
-                         CUSTOS_ERR_ARG);
+        assert_int_equal(p->storage_write(bad[i], (const uint8_t *)"x", 1, p->ctx), CUSTOS_ERR_ARG);
+        assert_int_equal(p->storage_read(buf, sizeof(buf), &len, bad[i], p->ctx), CUSTOS_ERR_ARG);
         assert_int_equal(p->storage_remove(bad[i], p->ctx), CUSTOS_ERR_ARG);
     }
     assert_int_equal(p->storage_write(NULL, (const uint8_t *)"x", 1, p->ctx), CUSTOS_ERR_ARG);

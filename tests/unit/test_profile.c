@@ -233,17 +233,16 @@ static void test_strict_json(void **state)
     assert_int_equal(decode_edited(s, "\"format\":", "\"format\":"), 0);
     assert_int_equal(decode_edited(s, "\"format\":", "\"extra\":null,\"format\":"),
                      CUSTOS_ERR_MALFORMED);
-    assert_int_equal(decode_edited(s, "\"renewal_window_days\":",
-                                   "\"policy\":1,\"renewal_window_days\":"),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(
+        decode_edited(s, "\"renewal_window_days\":", "\"policy\":1,\"renewal_window_days\":"),
+        CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"version\":1", "\"version\":7"), CUSTOS_ERR_UNSUPPORTED);
     assert_int_equal(decode_edited(s, "\"mock\":false", "\"mock\":0"), CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"request_sha256\":\"ab", "\"request_sha256\":\"zz"),
                      CUSTOS_ERR_MALFORMED);
     assert_int_equal(decode_edited(s, "\"request_sha256\":\"ab", "\"request_sha256\":\""),
                      CUSTOS_ERR_MALFORMED);
-    assert_int_equal(decode_edited(s, "\"renewal_window_days\":30",
-                                   "\"renewal_window_days\":-1"),
+    assert_int_equal(decode_edited(s, "\"renewal_window_days\":30", "\"renewal_window_days\":-1"),
                      CUSTOS_ERR_LIMIT);
     assert_int_equal(decode_edited(s, "\"root_of_trust\":[", "\"root_of_trust\":[\"AAAA\","),
                      CUSTOS_ERR_MALFORMED);
@@ -296,16 +295,11 @@ static void test_trailing_and_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_mock_flag),
-        cmocka_unit_test(test_wrong_signer_eku),
-        cmocka_unit_test(test_foreign_device_cert),
-        cmocka_unit_test(test_missing_chain),
-        cmocka_unit_test(test_expired_device_cert),
-        cmocka_unit_test(test_untrusted_root),
-        cmocka_unit_test(test_encode_refuses_bad_doc),
-        cmocka_unit_test(test_strict_json),
-        cmocka_unit_test(test_flipped_bytes),
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_mock_flag),
+        cmocka_unit_test(test_wrong_signer_eku),  cmocka_unit_test(test_foreign_device_cert),
+        cmocka_unit_test(test_missing_chain),     cmocka_unit_test(test_expired_device_cert),
+        cmocka_unit_test(test_untrusted_root),    cmocka_unit_test(test_encode_refuses_bad_doc),
+        cmocka_unit_test(test_strict_json),       cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_trailing_and_size),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

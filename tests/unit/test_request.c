@@ -303,9 +303,9 @@ static custos_err decode_csr_replaced(st *s, const char *b64)
     assert_non_null(content);
     j = json_loads(content, 0, NULL);
     assert_non_null(j);
-    assert_int_equal(json_object_set_new(json_array_get(json_object_get(j, "keys"), 0), "csr",
-                                         json_string(b64)),
-                     0);
+    assert_int_equal(
+        json_object_set_new(json_array_get(json_object_get(j, "keys"), 0), "csr", json_string(b64)),
+        0);
     text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     assert_non_null(text);
     assert_int_equal(fx_sign_raw(&der, &len, CUSTOS_OID_CT_REQUEST, text,
@@ -357,12 +357,11 @@ static void test_strict_json(void **state)
     assert_string_equal(custos_error_last()->field, "metadata");
     free(edit);
     /* both ids on an initial request */
-    assert_int_equal(decode_edited(s, "\"format\":",
-                                   "\"device_id\":\"ccccccccccccccccccccccccca\",\"format\":"),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(
+        decode_edited(s, "\"format\":", "\"device_id\":\"ccccccccccccccccccccccccca\",\"format\":"),
+        CUSTOS_ERR_MALFORMED);
     /* nonce of the wrong length */
-    assert_int_equal(decode_edited(s, "\"nonce\":\"", "\"nonce\":\"AAAA"),
-                     CUSTOS_ERR_MALFORMED);
+    assert_int_equal(decode_edited(s, "\"nonce\":\"", "\"nonce\":\"AAAA"), CUSTOS_ERR_MALFORMED);
     /* oversize CSR, and a CSR that is not DER PKCS#10 */
     assert_non_null(junk);
     assert_int_equal(custos_b64_encode(&csr, junk, CUSTOS_MAX_CSR_SIZE + 1), 0);

@@ -75,9 +75,8 @@ static void test_system_and_authority(void **state)
     free(json);
     assert_int_equal(f->st->ops->system_get(f->st->ctx, &json, "nope"), CUSTOS_ERR_NOT_FOUND);
     assert_null(json);
-    assert_int_equal(f->st->ops->authority_put(f->st->ctx, "root", (const uint8_t *)"\x30\x00",
-                                               2, 1),
-                     0);
+    assert_int_equal(
+        f->st->ops->authority_put(f->st->ctx, "root", (const uint8_t *)"\x30\x00", 2, 1), 0);
     assert_int_equal(f->st->ops->authority_get(f->st->ctx, &der, &len, "root"), 0);
     assert_int_equal(len, 2);
     assert_memory_equal(der, "\x30\x00", 2);
@@ -180,9 +179,8 @@ static void test_request_list_cursor(void **state)
     assert_int_equal(c.n, 1);
     assert_string_equal(c.ids[0], "aaaaaaaaaaaaaaaaaaaaaaaaaa");
     c.n = 0;
-    assert_int_equal(f->st->ops->request_list(f->st->ctx, CUSTOS_STATE_PENDING, NULL, 10,
-                                              collect_cb, &c),
-                     0);
+    assert_int_equal(
+        f->st->ops->request_list(f->st->ctx, CUSTOS_STATE_PENDING, NULL, 10, collect_cb, &c), 0);
     assert_int_equal(c.n, 2);
 
     assert_int_equal(f->st->ops->request_count_serial(f->st->ctx, &dup, "pump", "SN1", "d1"), 0);

@@ -129,8 +129,8 @@ static void test_base64(void **state)
     char *enc = NULL;
     uint8_t *dec = NULL;
     size_t len = 0;
-    static const char *const bad[] = {"QQ", "QQ=", "QR==", "QQ==\n", " QQ==", "Q===", "=QQ=",
-                                      "QQ=A", "Q-==", "QUJD\nREVG", "QQ==QQ=="};
+    static const char *const bad[] = {"QQ",   "QQ=",  "QR==", "QQ==\n",     " QQ==",   "Q===",
+                                      "=QQ=", "QQ=A", "Q-==", "QUJD\nREVG", "QQ==QQ=="};
 
     (void)state;
     for (size_t n = 0; n <= sizeof(data); n++) {
@@ -203,8 +203,8 @@ static void test_strings(void **state)
     assert_false(custos_serial_valid(".SN"));
     assert_false(custos_serial_valid("SN 1"));
     assert_false(custos_serial_valid(""));
-    assert_false(custos_serial_valid(
-        "A1234567890123456789012345678901234567890123456789012345678901234"));
+    assert_false(
+        custos_serial_valid("A1234567890123456789012345678901234567890123456789012345678901234"));
 
     assert_true(custos_text_valid("Pompe \xc3\xa0 perfusion \xe2\x82\xac \xf0\x9f\x92\x89", 64));
     assert_true(custos_text_valid("", 4));
@@ -381,13 +381,14 @@ static void test_subject(void **state)
     X509_NAME *n = NULL;
     char buf[256];
     static const char *const bad[] = {
-        "", "CN", "XX=a", "CN=a,", "CN=", "CN=a,,O=b", "CN={nope}", "CN={serial", "CN=a}",
-        "CN=a\\b", "CN=a\x01", "=a", "CN=a,O=",
+        "",           "CN",    "XX=a",    "CN=a,",    "CN=", "CN=a,,O=b", "CN={nope}",
+        "CN={serial", "CN=a}", "CN=a\\b", "CN=a\x01", "=a",  "CN=a,O=",
     };
 
     (void)state;
-    assert_int_equal(custos_subject_build(&n, "CN={serial},OU={component},O=Acme\\, Inc.,"
-                                              "serialNumber={serial},L={system}-{template}",
+    assert_int_equal(custos_subject_build(&n,
+                                          "CN={serial},OU={component},O=Acme\\, Inc.,"
+                                          "serialNumber={serial},L={system}-{template}",
                                           "sys", "pump", "SN1", "tls"),
                      0);
     X509_NAME_oneline(n, buf, sizeof(buf));
@@ -446,12 +447,12 @@ static void test_check_keys_and_port_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error),   cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_error),         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_time_and_port), cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_hex_sha), cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_json),    cmocka_unit_test(test_files),
-        cmocka_unit_test(test_keys),    cmocka_unit_test(test_x509),
-        cmocka_unit_test(test_subject), cmocka_unit_test(test_check_keys_and_port_errors),
+        cmocka_unit_test(test_hex_sha),       cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_json),          cmocka_unit_test(test_files),
+        cmocka_unit_test(test_keys),          cmocka_unit_test(test_x509),
+        cmocka_unit_test(test_subject),       cmocka_unit_test(test_check_keys_and_port_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,7 +86,8 @@ static void print_object(FILE *f, const json_t *obj, int depth)
                 print_member(f, first_keys[i], v, depth);
         }
     }
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         if (depth != 0 || !is_placed(key))
             print_member(f, key, v, depth);
     }
@@ -103,7 +104,8 @@ static void print_value(FILE *f, const json_t *v, int depth)
     if (json_is_array(v)) {
         size_t i;
         json_t *item;
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
             if (json_is_object(item)) {
                 fprintf(f, "%*s- [%zu]\n", depth * 2, "", i + 1);
                 print_object(f, item, depth + 1);

@@ -11,8 +11,8 @@
 #include "custos_cli.h"
 
 /* The largest Custos file kind. */
-#define INSPECT_MAX                                                                         \
-    (CUSTOS_MAX_PACKAGE_SIZE > CUSTOS_MAX_PROFILE_SIZE ? CUSTOS_MAX_PACKAGE_SIZE           \
+#define INSPECT_MAX                                                                                \
+    (CUSTOS_MAX_PACKAGE_SIZE > CUSTOS_MAX_PROFILE_SIZE ? CUSTOS_MAX_PACKAGE_SIZE                   \
                                                        : CUSTOS_MAX_PROFILE_SIZE)
 
 static int fail_msg(custos_err err, const char *field, const char *msg)
@@ -48,8 +48,8 @@ static int read_file(uint8_t **out, size_t *out_len, const char *path)
         return fail_msg(errno == ENOENT ? CUSTOS_ERR_NOT_FOUND : CUSTOS_ERR_IO, "file", msg);
     }
     if (fstat(fd, &st) != 0 || (uintmax_t)st.st_size > (uintmax_t)INSPECT_MAX) {
-        snprintf(msg, sizeof(msg), "%s is %jd bytes, over the largest Custos file (%u bytes)",
-                 path, (intmax_t)st.st_size, (unsigned)INSPECT_MAX);
+        snprintf(msg, sizeof(msg), "%s is %jd bytes, over the largest Custos file (%u bytes)", path,
+                 (intmax_t)st.st_size, (unsigned)INSPECT_MAX);
         rc = fail_msg(CUSTOS_ERR_TOO_LARGE, "file", msg);
         goto out;
     }
@@ -237,8 +237,9 @@ int cmd_inspect(int argc, char **argv)
         } else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {
             secret = argv[++i];
         } else if (strncmp(argv[i], "--", 2) == 0 || path != NULL) {
-            fprintf(stderr, "custos: usage error: unexpected argument '%s'\n"
-                            "usage: custos inspect FILE|DIR [--json] [--secret-file PATH]\n",
+            fprintf(stderr,
+                    "custos: usage error: unexpected argument '%s'\n"
+                    "usage: custos inspect FILE|DIR [--json] [--secret-file PATH]\n",
                     argv[i]);
             return EXIT_USAGE;
         } else {

@@ -39,8 +39,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "inspect") == 0)
         return cmd_inspect(argc - 2, argv + 2);
-    fprintf(stderr, "custos: usage error: unknown command '%s' (only 'inspect' exists yet; the "
-                    "REST client comes later)\nRun 'custos --help'.\n",
+    fprintf(stderr,
+            "custos: usage error: unknown command '%s' (only 'inspect' exists yet; the "
+            "REST client comes later)\nRun 'custos --help'.\n",
             argv[1]);
     return EXIT_USAGE;
 }

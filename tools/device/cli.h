@@ -20,7 +20,7 @@
 
 typedef struct cli_opt {
     const char *name;
-    const char *value;  /* NULL for flags */
+    const char *value; /* NULL for flags */
 } cli_opt;
 
 typedef struct cli_args {
@@ -36,7 +36,7 @@ typedef struct cli_command {
     /* Space-separated option names; a trailing '=' takes a value, a trailing
      * '*' takes a value and may repeat: "package= meta* keep-package". */
     const char *options;
-    const char *required;  /* space-separated names */
+    const char *required; /* space-separated names */
     const char *synopsis;
     const char *help;
     int (*run)(const cli_args *a);
@@ -49,7 +49,8 @@ int cli_parse(cli_args *out, const cli_command *c, int argc, char **argv);
 /* The value of option @p name (the last one given), or NULL. */
 const char *cli_get(const cli_args *a, const char *name);
 int cli_flag(const cli_args *a, const char *name);
-int cli_usage_error(const cli_command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const cli_command *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Collect the repeated option @p name ("meta" or "manufacturer") given as
  * KEY=VALUE into @p out (pointers into argv and a static key buffer).
@@ -76,18 +77,17 @@ custos_err cli_read_file(uint8_t **out, size_t *out_len, const char *path, size_
 /* Write a file atomically: temp file with @p mode, fsync, rename. */
 custos_err cli_write_file(const char *path, const uint8_t *data, size_t len, unsigned mode);
 /* Passphrase file: at most 1 KiB, one trailing newline stripped, not empty. */
-custos_err cli_read_passphrase(char out[CLI_PASSPHRASE_MAX + 1], size_t *out_len,
-                               const char *path);
+custos_err cli_read_passphrase(char out[CLI_PASSPHRASE_MAX + 1], size_t *out_len, const char *path);
 
 /* ---- the device: posix port on --device-dir, device secret, clock ------- */
 
 typedef struct cli_device {
     custos_port_posix *posix;
-    const custos_port *inner;  /* the posix port's callbacks */
-    custos_port port;          /* forwards to inner; secret and clock wrapped (ctx: this) */
+    const custos_port *inner; /* the posix port's callbacks */
+    custos_port port;         /* forwards to inner; secret and clock wrapped (ctx: this) */
     char secret_file[4096];
     int may_create_secret;
-    int64_t fake_now;          /* CUSTOS_FAKE_NOW, or 0 */
+    int64_t fake_now; /* CUSTOS_FAKE_NOW, or 0 */
 } cli_device;
 
 /* Open the port on --device-dir with the secret file from --secret-file,
@@ -106,7 +106,6 @@ custos_err cli_clock_port(custos_port *out, int64_t *fake_now);
 custos_err cli_device_load(custos_device **out, const cli_device *d, const cli_args *a);
 
 /* ---- output --------------------------------------------------------------- */
-
 
 /* The subcommands. */
 int cmd_request(const cli_args *a);

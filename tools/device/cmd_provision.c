@@ -64,7 +64,7 @@ out:
 }
 
 int cli_collect_meta(custos_meta *out, size_t cap, size_t *out_count, const cli_args *a,
-                        const char *name, const cli_command *c)
+                     const char *name, const cli_command *c)
 {
     static char keys[2][CUSTOS_MAX_META_ENTRIES + 1][CUSTOS_MAX_META_KEY_LEN + 2];
     int slot = strcmp(name, "meta") == 0 ? 0 : 1;
@@ -236,8 +236,8 @@ int cmd_install(const cli_args *a)
     for (size_t i = 0; i < sizeof(res.profile_sha256); i++)
         snprintf(digest + 2 * i, 3, "%02x", res.profile_sha256[i]);
     printf("certified profile installed in %s/%s\n", cli_get(a, "device-dir"), CUSTOS_OBJ_PROFILE);
-    printf("  device id   %s\n  request id  %s\n  sha256      %s\n", res.device_id,
-           res.request_id, digest);
+    printf("  device id   %s\n  request id  %s\n  sha256      %s\n", res.device_id, res.request_id,
+           digest);
     if (res.rotated)
         printf("  rotated     yes: the previous profile is kept as %s\n",
                CUSTOS_OBJ_PROFILE_PREVIOUS);

@@ -54,8 +54,8 @@ custos_err cli_read_file(uint8_t **out, size_t *out_len, const char *path, size_
             break;
         len += (size_t)n;
         if (len > max) {
-            ret = cli_error(CUSTOS_ERR_TOO_LARGE, field, "%s is over the limit of %zu bytes",
-                            path, max);
+            ret = cli_error(CUSTOS_ERR_TOO_LARGE, field, "%s is over the limit of %zu bytes", path,
+                            max);
             goto out;
         }
     }
@@ -110,8 +110,7 @@ static custos_err fsync_dir_of(const char *path)
     int err = errno;
     close(fd);
     if (r != 0)
-        return cli_error(CUSTOS_ERR_IO, "out", "cannot sync directory %s: %s", dir,
-                         strerror(err));
+        return cli_error(CUSTOS_ERR_IO, "out", "cannot sync directory %s: %s", dir, strerror(err));
     return CUSTOS_OK;
 }
 
@@ -160,8 +159,7 @@ out:
     return ret;
 }
 
-custos_err cli_read_passphrase(char out[CLI_PASSPHRASE_MAX + 1], size_t *out_len,
-                               const char *path)
+custos_err cli_read_passphrase(char out[CLI_PASSPHRASE_MAX + 1], size_t *out_len, const char *path)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     uint8_t *buf = NULL;

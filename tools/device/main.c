@@ -13,7 +13,8 @@ static const cli_command commands[] = {
      "package passphrase-file component serial device-dir",
      "custos-device request --package PKG.mcpp --passphrase-file FILE --component C --serial SN\n"
      "         --device-dir DIR [--hardware-id X] [--model X] [--firmware X] [--meta K=V ...]\n"
-     "         [--manufacturer K=V ...] [--root ROOT.pem|der] [--keep-package] [--secret-file PATH]",
+     "         [--manufacturer K=V ...] [--root ROOT.pem|der] [--keep-package] [--secret-file "
+     "PATH]",
      "Identity generation (manufacturing line). Opens and verifies the provisioning package\n"
      "with the passphrase (FILE: at most 1 KiB, one trailing newline stripped), generates one\n"
      "key pair per key template of component C, keeps the private keys in DIR/identity.mcpi\n"

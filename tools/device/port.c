@@ -86,7 +86,8 @@ static custos_err resolve_secret_file(char *out, size_t cap, const char *given)
         n = snprintf(out, cap, "%s/.local/share/custos/device-secret", home);
     }
     if (n < 0 || (size_t)n >= cap || out[0] == '\0')
-        return cli_error(CUSTOS_ERR_ARG, "secret-file", "the device secret path is empty or too long");
+        return cli_error(CUSTOS_ERR_ARG, "secret-file",
+                         "the device secret path is empty or too long");
     return CUSTOS_OK;
 }
 
@@ -100,7 +101,7 @@ static custos_err make_parent_dirs(const char *file)
     if (slash == NULL || slash == dir)
         return CUSTOS_OK;
     *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char saved = *p;
@@ -159,15 +160,15 @@ custos_err cli_device_open(cli_device *out, const cli_args *a, int may_create_se
     ret = cli_fake_now(&out->fake_now);
     if (ret < 0)
         goto out;
-    ret = resolve_secret_file(out->secret_file, sizeof(out->secret_file),
-                              cli_get(a, "secret-file"));
+    ret =
+        resolve_secret_file(out->secret_file, sizeof(out->secret_file), cli_get(a, "secret-file"));
     if (ret < 0)
         goto out;
     /* Only `request` starts a device; elsewhere a missing directory is a typo
      * that the port would otherwise paper over by creating it. */
     if (!may_create_secret && (stat(cli_get(a, "device-dir"), &st) != 0 || !S_ISDIR(st.st_mode))) {
-        ret = cli_error(CUSTOS_ERR_NOT_FOUND, "device-dir", "the device directory %s does not exist",
-                        cli_get(a, "device-dir"));
+        ret = cli_error(CUSTOS_ERR_NOT_FOUND, "device-dir",
+                        "the device directory %s does not exist", cli_get(a, "device-dir"));
         goto out;
     }
     if (may_create_secret && stat(out->secret_file, &st) != 0) {

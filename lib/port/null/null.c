@@ -38,8 +38,7 @@ static custos_err null_storage_read(uint8_t *out, size_t cap, size_t *out_len, c
                             name != NULL ? name : "(null)");
 }
 
-static custos_err null_storage_write(const char *name, const uint8_t *data, size_t len,
-                                     void *ctx)
+static custos_err null_storage_write(const char *name, const uint8_t *data, size_t len, void *ctx)
 {
     (void)data;
     (void)len;

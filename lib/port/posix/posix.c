@@ -62,8 +62,7 @@ static custos_err object_path(char *out, size_t cap, const struct custos_port_po
                                 "invalid storage object name (allowed: [a-z0-9][a-z0-9._-]{0,63})");
     n = snprintf(out, cap, "%s/%s", p->dir, name);
     if (n < 0 || (size_t)n >= cap)
-        return custos_error_set(CUSTOS_ERR_TOO_LARGE, "device_dir", "path of %s is too long",
-                                name);
+        return custos_error_set(CUSTOS_ERR_TOO_LARGE, "device_dir", "path of %s is too long", name);
     return 0;
 }
 
@@ -135,8 +134,8 @@ static custos_err read_fd(uint8_t *out, size_t cap, size_t *out_len, int fd, con
         if (r == 0)
             break;
         if (total >= cap)
-            return custos_error_set(CUSTOS_ERR_TOO_LARGE, path, "%s is larger than %zu bytes",
-                                    path, cap);
+            return custos_error_set(CUSTOS_ERR_TOO_LARGE, path, "%s is larger than %zu bytes", path,
+                                    cap);
         total += (size_t)r;
     }
     *out_len = total;
@@ -181,8 +180,8 @@ static custos_err secret_create(const char *path)
         ret = 0; /* another process created it first: use theirs */
         goto out;
     }
-    CUSTOS_ENSURE(fd >= 0, CUSTOS_ERR_IO, "secret_file", "cannot create device secret %s: %s",
-                  path, strerror(errno));
+    CUSTOS_ENSURE(fd >= 0, CUSTOS_ERR_IO, "secret_file", "cannot create device secret %s: %s", path,
+                  strerror(errno));
     created = 1;
     CUSTOS_GUARD(write_all(fd, secret, sizeof(secret), path));
     CUSTOS_ENSURE(fsync(fd) == 0, CUSTOS_ERR_IO, "secret_file", "fsync of %s failed", path);
@@ -228,8 +227,8 @@ static custos_err posix_device_secret(uint8_t *out, size_t cap, size_t *out_len,
                   p->secret_file, (unsigned)(st.st_mode & 07777));
     CUSTOS_GUARD(read_fd(buf, sizeof(buf), &len, fd, p->secret_file));
     CUSTOS_ENSURE(len >= CUSTOS_DEVICE_SECRET_MIN, CUSTOS_ERR_MALFORMED, "secret_file",
-                  "device secret %s holds %zu bytes; at least %d are required", p->secret_file,
-                  len, CUSTOS_DEVICE_SECRET_MIN);
+                  "device secret %s holds %zu bytes; at least %d are required", p->secret_file, len,
+                  CUSTOS_DEVICE_SECRET_MIN);
     CUSTOS_ENSURE(len <= cap, CUSTOS_ERR_TOO_LARGE, "device_secret",
                   "device secret (%zu bytes) does not fit the buffer (%zu)", len, cap);
     memcpy(out, buf, len);
@@ -287,8 +286,7 @@ out:
     return ret;
 }
 
-static custos_err posix_storage_write(const char *name, const uint8_t *data, size_t len,
-                                      void *ctx)
+static custos_err posix_storage_write(const char *name, const uint8_t *data, size_t len, void *ctx)
 {
     char path[PATH_MAX];
     custos_err r = object_path(path, sizeof(path), ctx, name);
@@ -345,13 +343,13 @@ custos_err custos_port_posix_new(custos_port_posix **out, const custos_port_posi
                   CUSTOS_ERR_ARG, "options", "missing options or unknown options version");
     CUSTOS_ENSURE(opts->device_dir != NULL && opts->device_dir[0] != '\0', CUSTOS_ERR_ARG,
                   "device_dir", "device_dir is required");
-    CUSTOS_ENSURE(strlen(opts->device_dir) < PATH_MAX - POSIX_NAME_MAX - 2,
-                  CUSTOS_ERR_TOO_LARGE, "device_dir", "device_dir is too long");
+    CUSTOS_ENSURE(strlen(opts->device_dir) < PATH_MAX - POSIX_NAME_MAX - 2, CUSTOS_ERR_TOO_LARGE,
+                  "device_dir", "device_dir is too long");
     p = calloc(1, sizeof(*p));
     CUSTOS_ENSURE(p != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     p->dir = dup_str(opts->device_dir);
-    p->secret_file = dup_str(opts->secret_file != NULL ? opts->secret_file
-                                                       : CUSTOS_DEFAULT_SECRET_FILE);
+    p->secret_file =
+        dup_str(opts->secret_file != NULL ? opts->secret_file : CUSTOS_DEFAULT_SECRET_FILE);
     CUSTOS_ENSURE(p->dir != NULL && p->secret_file != NULL, CUSTOS_ERR_NOMEM, NULL,
                   "out of memory");
     CUSTOS_GUARD(make_dirs(p->dir));

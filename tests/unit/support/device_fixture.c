@@ -150,8 +150,8 @@ static int certify(X509 **out, const testca_cert *ca, EVP_PKEY *pub, const char 
     return 0;
 }
 
-int dfx_profile(uint8_t **out, size_t *out_len, const dfx *f, const uint8_t *req,
-                size_t req_len, const dfx_answer *a)
+int dfx_profile(uint8_t **out, size_t *out_len, const dfx *f, const uint8_t *req, size_t req_len,
+                const dfx_answer *a)
 {
     dfx_answer none = {0};
     custos_request_doc *r = NULL;
@@ -187,8 +187,8 @@ int dfx_profile(uint8_t **out, size_t *out_len, const dfx *f, const uint8_t *req
         }
         memcpy(p->certs[i].template_name, r->keys[i].template_name,
                sizeof(p->certs[i].template_name));
-        if (certify(&p->certs[i].cert, &f->pki.dev_ca, pub, p->serial,
-                    i == 0 ? NID_client_auth : 0, NULL, 0) != 0)
+        if (certify(&p->certs[i].cert, &f->pki.dev_ca, pub, p->serial, i == 0 ? NID_client_auth : 0,
+                    NULL, 0) != 0)
             goto done;
         p->n_certs = i + 1;
     }

@@ -12,9 +12,9 @@
 
 typedef struct dfx {
     fx_pki pki;
-    char dir[256];                /* temporary directory (removed by dfx_free) */
-    char device_dir[300];         /* the port's storage directory */
-    char secret_file[300];        /* the port's device secret */
+    char dir[256];         /* temporary directory (removed by dfx_free) */
+    char device_dir[300];  /* the port's storage directory */
+    char secret_file[300]; /* the port's device secret */
     custos_port_posix *posix;
     const custos_port *port;
 } dfx;
@@ -38,16 +38,16 @@ int dfx_package_open(custos_package **out, const dfx *f, const char *component,
 
 /* How to (mis)answer a request. */
 typedef struct dfx_answer {
-    const char *serial;           /* override the serial in the profile */
-    const char *request_id;       /* override the request id */
-    int wrong_key;                /* certify a fresh key for the first template */
-    int mock;                     /* mark the profile mock */
-    const char *device_id;        /* device id to use (NULL: a fresh one, or the request's) */
+    const char *serial;     /* override the serial in the profile */
+    const char *request_id; /* override the request id */
+    int wrong_key;          /* certify a fresh key for the first template */
+    int mock;               /* mark the profile mock */
+    const char *device_id;  /* device id to use (NULL: a fresh one, or the request's) */
 } dfx_answer;
 
 /* Verify @p req (against the fixture root) and answer it with a profile. */
-int dfx_profile(uint8_t **out, size_t *out_len, const dfx *f, const uint8_t *req,
-                size_t req_len, const dfx_answer *a);
+int dfx_profile(uint8_t **out, size_t *out_len, const dfx *f, const uint8_t *req, size_t req_len,
+                const dfx_answer *a);
 
 /* Write mock device files (identity with keys in the clear + profile under
  * a separate mock root, both marked mock) into @p f's storage. */

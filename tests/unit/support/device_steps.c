@@ -38,7 +38,7 @@ int ds_teardown(void **state)
 
 /* Make the initial request on @p f's device; returns the .mcpr. */
 uint8_t *ds_do_request(const dfx *f, size_t *len, const custos_alg *algs, size_t n,
-                           const char *serial)
+                       const char *serial)
 {
     custos_package *pkg = NULL;
     custos_request_options o = CUSTOS_REQUEST_OPTIONS_INIT;
@@ -60,7 +60,7 @@ uint8_t *ds_do_request(const dfx *f, size_t *len, const custos_alg *algs, size_t
 
 /* Request + answer + install; returns the install result. */
 void ds_provision(const dfx *f, const custos_alg *algs, size_t n, const char *serial,
-                      custos_install_result *res)
+                  custos_install_result *res)
 {
     size_t rl = 0, pl = 0;
     uint8_t *req = ds_do_request(f, &rl, algs, n, serial);

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int issue(testca_cert *out, const testca_cert *issuer, const char *cn, int is_ca,
-                 int eku, int64_t nb, int64_t na)
+static int issue(testca_cert *out, const testca_cert *issuer, const char *cn, int is_ca, int eku,
+                 int64_t nb, int64_t na)
 {
     testca_opts o = {0};
 
@@ -129,8 +129,7 @@ int fx_package_doc(custos_package_doc **out, const fx_pki *p)
     d->services.n_gateways = 1;
     d->root_of_trust = testca_stack(&p->root, NULL, NULL);
     d->bootstrap_chain = testca_stack(&p->boot_ca, NULL, NULL);
-    if (d->root_of_trust == NULL || d->bootstrap_chain == NULL ||
-        X509_up_ref(p->boot.cert) != 1)
+    if (d->root_of_trust == NULL || d->bootstrap_chain == NULL || X509_up_ref(p->boot.cert) != 1)
         goto fail;
     d->bootstrap_cert = p->boot.cert;
     if (custos_package_key_encrypt(&d->bootstrap_key_enc, &d->bootstrap_key_enc_len, p->boot.key,
@@ -173,8 +172,8 @@ int fx_request_doc(custos_request_doc **out, custos_request_kind kind, size_t n_
     for (size_t i = 0; i < n_keys && i < CUSTOS_MAX_TEMPLATES; i++) {
         snprintf(d->keys[i].template_name, sizeof(d->keys[i].template_name), "%s", names[i]);
         if (custos_key_generate(&key, CUSTOS_ALG_ECDSA_P256) != 0 ||
-            custos_csr_build(&d->keys[i].csr, key, d->system, d->component, d->serial,
-                             names[i]) != 0)
+            custos_csr_build(&d->keys[i].csr, key, d->system, d->component, d->serial, names[i]) !=
+                0)
             goto fail;
         EVP_PKEY_free(key);
         key = NULL;

@@ -14,18 +14,18 @@
 #define FX_PASSPHRASE "correct horse battery staple"
 
 typedef struct fx_pki {
-    int64_t now;                  /* the fixture's "now"; every certificate is valid then */
+    int64_t now; /* the fixture's "now"; every certificate is valid then */
     testca_cert root;
-    testca_cert pkg_signer;       /* EKU package-signing, under root */
-    testca_cert boot_ca;          /* intermediate */
-    testca_cert boot;             /* EKU bootstrap, under boot_ca */
-    testca_cert dev_ca;           /* intermediate */
-    testca_cert dev;              /* device certificate (EKU clientAuth), under dev_ca */
-    testca_cert prof_signer;      /* EKU profile-signing, under root */
-    X509_STORE *store;            /* trusts root */
-    STACK_OF(X509) *root_chain;   /* [root] */
-    STACK_OF(X509) *boot_chain;   /* [boot_ca, root] */
-    STACK_OF(X509) *dev_chain;    /* [dev_ca, root] */
+    testca_cert pkg_signer;     /* EKU package-signing, under root */
+    testca_cert boot_ca;        /* intermediate */
+    testca_cert boot;           /* EKU bootstrap, under boot_ca */
+    testca_cert dev_ca;         /* intermediate */
+    testca_cert dev;            /* device certificate (EKU clientAuth), under dev_ca */
+    testca_cert prof_signer;    /* EKU profile-signing, under root */
+    X509_STORE *store;          /* trusts root */
+    STACK_OF(X509) *root_chain; /* [root] */
+    STACK_OF(X509) *boot_chain; /* [boot_ca, root] */
+    STACK_OF(X509) *dev_chain;  /* [dev_ca, root] */
 } fx_pki;
 
 /* Build the PKI; bootstrap validity ends at @p boot_not_after (0: now + 30 days). */

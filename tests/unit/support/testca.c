@@ -63,8 +63,8 @@ int testca_issue(testca_cert *out, const testca_cert *issuer, const testca_opts 
         CUSTOS_ENSURE(EVP_PKEY_up_ref(o->key) == 1, CUSTOS_ERR_INTERNAL, NULL, "up_ref");
         key = o->key;
     } else {
-        CUSTOS_GUARD(custos_key_generate(&key, o->alg != CUSTOS_ALG_NONE ? o->alg
-                                                                       : CUSTOS_ALG_ECDSA_P256));
+        CUSTOS_GUARD(
+            custos_key_generate(&key, o->alg != CUSTOS_ALG_NONE ? o->alg : CUSTOS_ALG_ECDSA_P256));
     }
     x = X509_new();
     name = X509_NAME_new();
@@ -84,14 +84,14 @@ int testca_issue(testca_cert *out, const testca_cert *issuer, const testca_opts 
                       X509_set_pubkey(x, key) == 1,
                   CUSTOS_ERR_INTERNAL, NULL, "set fields");
     X509V3_set_ctx(&ctx, issuer != NULL ? issuer->cert : x, x, NULL, NULL, 0);
-    CUSTOS_ENSURE(add_ext(x, &ctx, NID_basic_constraints,
-                          o->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") &&
-                      add_ext(x, &ctx, NID_key_usage,
-                              o->is_ca ? "critical,keyCertSign,cRLSign"
-                                       : "critical,digitalSignature") &&
-                      add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
-                      add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"),
-                  CUSTOS_ERR_INTERNAL, NULL, "extensions");
+    CUSTOS_ENSURE(
+        add_ext(x, &ctx, NID_basic_constraints,
+                o->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") &&
+            add_ext(x, &ctx, NID_key_usage,
+                    o->is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") &&
+            add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
+            add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"),
+        CUSTOS_ERR_INTERNAL, NULL, "extensions");
     if (o->eku_nid != 0) {
         CUSTOS_ENSURE(oid_of(eku, sizeof(eku), o->eku_nid), CUSTOS_ERR_ARG, NULL, "eku");
         if (o->eku_nid2 != 0) {

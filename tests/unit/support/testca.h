@@ -18,16 +18,16 @@ typedef struct testca_cert {
 } testca_cert;
 
 typedef struct testca_opts {
-    const char *cn;         /* subject CN; required */
-    const char *ou;         /* optional OU (e.g. "mock") */
-    custos_alg alg;         /* key to generate; CUSTOS_ALG_NONE means ECDSA P-256 */
-    EVP_PKEY *key;          /* certify this key instead of generating one (up-ref'd) */
-    int is_ca;              /* basicConstraints CA:TRUE, keyCertSign */
-    int eku_nid;            /* extended key usage, 0 for none */
-    int eku_nid2;           /* a second EKU, 0 for none */
-    int policy_nid;         /* certificate policy, 0 for none */
-    int64_t not_before;     /* 0: now - 300 s */
-    int64_t not_after;      /* 0: now + 365 days */
+    const char *cn;     /* subject CN; required */
+    const char *ou;     /* optional OU (e.g. "mock") */
+    custos_alg alg;     /* key to generate; CUSTOS_ALG_NONE means ECDSA P-256 */
+    EVP_PKEY *key;      /* certify this key instead of generating one (up-ref'd) */
+    int is_ca;          /* basicConstraints CA:TRUE, keyCertSign */
+    int eku_nid;        /* extended key usage, 0 for none */
+    int eku_nid2;       /* a second EKU, 0 for none */
+    int policy_nid;     /* certificate policy, 0 for none */
+    int64_t not_before; /* 0: now - 300 s */
+    int64_t not_after;  /* 0: now + 365 days */
 } testca_opts;
 
 /* Issue a certificate per @p o, signed by @p issuer (NULL: self-signed).
