@@ -72,7 +72,7 @@ show openssl cms -verify -inform DER -in "$EX/pump-PX2-000123.mcpr" -CAfile "$DA
     -purpose any -out /dev/null
 where "exchange/pump-PX2-000123.mcpr: CMS signed by the bootstrap key; openssl checks it"
 
-step "upload the request on the Provisioning page" "field technician"
+step "import the request into the CA (the console's Provisioning page, later)" "field technician"
 show custosd request import --data "$DATA" "$EX/pump-PX2-000123.mcpr"
 ID=$(custosd device list --data "$DATA" --state pending --json | jq -r '.[0].request_id')
 where "request $ID is pending on the Devices page"
@@ -88,7 +88,7 @@ step "install the certified profile on the pump" "field technician, on the devic
 show custos-device install --device-dir "$DEV" --secret-file "$SECRET" \
     --profile "$EX/pump-PX2-000123.mccp"
 
-step "click Complete provisioning" "field technician"
+step "mark the device provisioned (the console's Complete provisioning, later)" "field technician"
 show custosd device complete --data "$DATA" "$ID"
 
 step "the pump at work: sign a log and let openssl verify it" "device firmware, any verifier"
