@@ -52,7 +52,11 @@ CUSTOS_NODISCARD custos_err custos_random(const custos_port *port, uint8_t *out,
 CUSTOS_NODISCARD custos_err custos_id_new(char out[CUSTOS_ID_LEN + 1], const custos_port *port);
 /* 1 if @p s is a well-formed id. */
 int custos_id_valid(const char *s);
-/* Current time from the port's clock, or time(NULL) when port is NULL. */
+/* Test builds only (CUSTOS_TEST_HOOKS): the Unix time in CUSTOS_FAKE_NOW, or
+ * 0 when unset; CUSTOS_ERR_ARG when malformed. Release builds: always 0. */
+CUSTOS_NODISCARD custos_err custos_test_clock(int64_t *out);
+/* Current time from the port's clock; when port is NULL, the test clock
+ * (test builds) or time(NULL). */
 CUSTOS_NODISCARD custos_err custos_now(int64_t *out, const custos_port *port);
 /* RFC 3339 UTC "2026-11-29T12:00:00Z" (21 bytes incl. NUL). */
 void custos_time_format(char out[21], int64_t t);

@@ -161,43 +161,15 @@ custos_actor cli_actor(void)
     return actor;
 }
 
-static int64_t fake_now;
-
-static int64_t fake_clock(void *ctx)
-{
-    (void)ctx;
-    return fake_now;
-}
-
-/* Test hook: CUSTOS_FAKE_NOW=<unix seconds> makes the engine use that time. */
-static custos_err apply_fake_clock(custos_engine *e)
-{
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    const char *s = getenv("CUSTOS_FAKE_NOW");
-    char *end = NULL;
-#ifndef CUSTOS_TEST_HOOKS
-    s = NULL; /* production builds ignore the test clock */
-#endif
-    if (s == NULL)
-        return CUSTOS_OK;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    CUSTOS_ENSURE(errno == 0 && end != s && *end == '\0' && v > 0, CUSTOS_ERR_ARG,
-                  "CUSTOS_FAKE_NOW", "CUSTOS_FAKE_NOW must be Unix seconds, got '%s'", s);
-    fake_now = (int64_t)v;
-    custos_engine_set_clock(e, fake_clock, NULL);
-    ret = CUSTOS_OK;
-out:
-    return ret;
-}
-
 custos_err cli_engine_open(custos_engine **out, const char *dir)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_engine *e = NULL;
+    int64_t test_now = 0;
     *out = NULL;
+    /* A malformed CUSTOS_FAKE_NOW (test builds) is an error, not ignored. */
+    CUSTOS_GUARD(custos_test_clock(&test_now));
     CUSTOS_GUARD(custos_engine_open(&e, dir));
-    CUSTOS_GUARD(apply_fake_clock(e));
     *out = e;
     e = NULL;
     ret = CUSTOS_OK;

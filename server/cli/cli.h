@@ -60,7 +60,7 @@ int cli_parse_args(cli_args *a, const cli_command *c, int argc, char **argv);
 /* Prints "custosd: error: CODE: MESSAGE [field: FIELD]"; returns EXIT_REFUSED. */
 int cli_fail(custos_err err);
 custos_actor cli_actor(void);
-/* Opens the engine on dir, with the CUSTOS_FAKE_NOW test clock when set. */
+/* Opens the engine on dir (its clock honours CUSTOS_FAKE_NOW in test builds). */
 custos_err cli_engine_open(custos_engine **out, const char *dir);
 custos_err cli_read_passphrase(char out[PASSPHRASE_MAX + 1], size_t *out_len, const char *path);
 

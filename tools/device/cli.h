@@ -87,7 +87,6 @@ typedef struct cli_device {
     custos_port port;         /* forwards to inner; secret and clock wrapped (ctx: this) */
     char secret_file[4096];
     int may_create_secret;
-    int64_t fake_now; /* CUSTOS_FAKE_NOW, or 0 */
 } cli_device;
 
 /* Open the port on --device-dir with the secret file from --secret-file,
@@ -96,12 +95,6 @@ typedef struct cli_device {
  * them missing. */
 custos_err cli_device_open(cli_device *out, const cli_args *a, int may_create_secret);
 void cli_device_close(cli_device *d);
-/* CUSTOS_FAKE_NOW (test hook) in Unix seconds, or 0 when unset. */
-custos_err cli_fake_now(int64_t *out);
-/* A port that only tells the time (CUSTOS_FAKE_NOW aware): for verifying a
- * package before anything is created on the device. @p fake_now must
- * outlive the port. */
-custos_err cli_clock_port(custos_port *out, int64_t *fake_now);
 /* custos_device_open() with --allow-mock honoured. */
 custos_err cli_device_load(custos_device **out, const cli_device *d, const cli_args *a);
 

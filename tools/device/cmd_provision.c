@@ -124,8 +124,6 @@ int cmd_request(const cli_args *a)
     size_t pass_len = 0;
     custos_package *pkg = NULL;
     custos_package_options popts = CUSTOS_PACKAGE_OPTIONS_INIT;
-    custos_port clock_port;
-    int64_t fake_now = 0;
     const custos_key_template *templates = NULL;
     size_t n_templates = 0;
     custos_request_options ropts = CUSTOS_REQUEST_OPTIONS_INIT;
@@ -152,12 +150,8 @@ int cmd_request(const cli_args *a)
         if (ret < 0)
             goto out;
     }
-    /* Verify the package before touching the device: a refused package
-     * leaves no directory or secret behind. */
-    ret = cli_clock_port(&clock_port, &fake_now);
-    if (ret < 0)
-        goto out;
-    popts.port = &clock_port;
+    /* Verify the package before touching the device (the library's clock, no
+     * port yet): a refused package leaves no directory or secret behind. */
     popts.pinned_root_der = root;
     popts.pinned_root_der_len = root_len;
     ret = custos_package_open(&pkg, pkg_data, pkg_len, pass, pass_len, &popts);

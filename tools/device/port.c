@@ -1,11 +1,11 @@
 /* custos-device: the posix port on --device-dir, with the device secret file
- * resolved the documented way and the CUSTOS_FAKE_NOW test clock. */
+ * resolved the documented way (the test clock, in test builds, is the
+ * library's: see custos_now). */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -54,10 +54,6 @@ static custos_err fwd_remove(const char *name, void *ctx)
 static custos_err fwd_clock(int64_t *out, void *ctx)
 {
     const cli_device *d = ctx;
-    if (d->fake_now > 0) {
-        *out = d->fake_now;
-        return CUSTOS_OK;
-    }
     return d->inner->clock(out, d->inner->ctx);
 }
 
@@ -116,40 +112,6 @@ static custos_err make_parent_dirs(const char *file)
     return CUSTOS_OK;
 }
 
-custos_err cli_fake_now(int64_t *out)
-{
-    const char *fake = getenv("CUSTOS_FAKE_NOW");
-    char *end = NULL;
-    *out = 0;
-#ifndef CUSTOS_TEST_HOOKS
-    fake = NULL; /* production builds ignore the test clock */
-#endif
-    if (fake == NULL)
-        return CUSTOS_OK;
-    errno = 0;
-    long long v = strtoll(fake, &end, 10);
-    if (errno != 0 || end == fake || *end != '\0' || v <= 0)
-        return cli_error(CUSTOS_ERR_ARG, "CUSTOS_FAKE_NOW",
-                         "CUSTOS_FAKE_NOW must be Unix seconds, got '%s'", fake);
-    *out = (int64_t)v;
-    return CUSTOS_OK;
-}
-
-static custos_err clock_only(int64_t *out, void *ctx)
-{
-    const int64_t *fake = ctx;
-    *out = *fake > 0 ? *fake : (int64_t)time(NULL);
-    return CUSTOS_OK;
-}
-
-custos_err cli_clock_port(custos_port *out, int64_t *fake_now)
-{
-    custos_port_null(out);
-    out->clock = clock_only;
-    out->ctx = fake_now;
-    return cli_fake_now(fake_now);
-}
-
 custos_err cli_device_open(cli_device *out, const cli_args *a, int may_create_secret)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -157,9 +119,6 @@ custos_err cli_device_open(cli_device *out, const cli_args *a, int may_create_se
     struct stat st;
     memset(out, 0, sizeof(*out));
     out->may_create_secret = may_create_secret;
-    ret = cli_fake_now(&out->fake_now);
-    if (ret < 0)
-        goto out;
     ret =
         resolve_secret_file(out->secret_file, sizeof(out->secret_file), cli_get(a, "secret-file"));
     if (ret < 0)

@@ -304,32 +304,14 @@ static custos_err posix_storage_remove(const char *name, void *ctx)
     return custos_file_shred(path);
 }
 
-/* CUSTOS_FAKE_NOW (unix seconds) overrides the clock: a test hook, compiled
- * only into builds configured with CUSTOS_TEST_HOOKS (the test builds). */
+/* The system clock; in test builds CUSTOS_FAKE_NOW overrides it
+ * (custos_now, lib/util.c). */
 static custos_err posix_clock(int64_t *out, void *ctx)
 {
     (void)ctx;
     if (out == NULL)
         return custos_error_set(CUSTOS_ERR_ARG, "clock", "NULL argument");
-    *out = 0;
-#ifdef CUSTOS_TEST_HOOKS
-    const char *fake = getenv("CUSTOS_FAKE_NOW");
-    if (fake != NULL && fake[0] != '\0') {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(fake, &end, 10);
-        if (errno != 0 || end == fake || *end != '\0' || v < 0)
-            return custos_error_set(CUSTOS_ERR_ARG, "CUSTOS_FAKE_NOW",
-                                    "CUSTOS_FAKE_NOW must be unix seconds");
-        *out = (int64_t)v;
-        return 0;
-    }
-#endif
-    time_t t = time(NULL);
-    if (t == (time_t)-1)
-        return custos_error_set(CUSTOS_ERR_IO, "clock", "time() failed");
-    *out = (int64_t)t;
-    return 0;
+    return custos_now(out, NULL);
 }
 
 custos_err custos_port_posix_new(custos_port_posix **out, const custos_port_posix_options *opts)
