@@ -343,8 +343,6 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
     int64_t now = custos_engine_now(e);
 
     CUSTOS_ENSURE(e != NULL && json != NULL, CUSTOS_ERR_ARG, "system", "no system definition");
-    CUSTOS_ENSURE(len <= CUSTOS_MAX_SYSTEM_JSON_SIZE, CUSTOS_ERR_TOO_LARGE, "system",
-                  "system.json is %zu bytes (max %u)", len, CUSTOS_MAX_SYSTEM_JSON_SIZE);
     CUSTOS_GUARD(custos_system_parse(&def, json, len));
     CUSTOS_ENSURE(custos_engine_system(e, def->name) == NULL, CUSTOS_ERR_EXISTS, "name",
                   "system %s already exists", def->name);
