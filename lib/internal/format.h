@@ -363,4 +363,32 @@ CUSTOS_NODISCARD custos_err custos_csr_build(X509_REQ **out, EVP_PKEY *key, cons
                                              const char *component, const char *serial,
                                              const char *tmpl);
 
+/* ---- install receipt (lib/format/receipt.c) ------------------------------ */
+
+/* What a device sends after installing a certified profile (connected mode):
+ * CMS SignedData, eContentType CUSTOS_OID_CT_RECEIPT (ARC.1.4), JSON
+ * {"format":"custos-receipt","version":1,"request_id","device_id",
+ *  "profile_sha256" (lowercase hex),"time"}, signed by a key of the NEW
+ * generation (the first non-Ed25519 key of the profile: CMS cannot carry
+ * Ed25519 here), its certificate embedded. */
+typedef struct custos_receipt_doc {
+    char request_id[CUSTOS_ID_LEN + 1];
+    char device_id[CUSTOS_ID_LEN + 1];
+    uint8_t profile_sha256[32];
+    int64_t time;
+    X509 *signer; /* owned: the certificate that signed */
+} custos_receipt_doc;
+
+CUSTOS_NODISCARD custos_err custos_receipt_encode(uint8_t **out, size_t *out_len,
+                                                  const char *request_id, const char *device_id,
+                                                  const uint8_t profile_sha256[32], int64_t now,
+                                                  EVP_PKEY *key, X509 *cert);
+/* Size bound (CUSTOS_MAX_RECEIPT_SIZE), strict DER CMS with one signer and
+ * the receipt content type, the signature verified with the embedded signer
+ * certificate (no chain: the caller compares the signer with the certificate
+ * it issued for the request, by DER), strict JSON. */
+CUSTOS_NODISCARD custos_err custos_receipt_decode(custos_receipt_doc **out, const uint8_t *der,
+                                                  size_t len);
+void custos_receipt_doc_free(custos_receipt_doc *d);
+
 #endif
