@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "custos/device.h"
+#include "custos/connect.h"
 #include "internal/device.h"
 #include "internal/format.h"
 #include "internal/util.h"
@@ -18,6 +19,7 @@ typedef struct status_files {
     uint8_t *profile;
     size_t profile_len;
     int previous;
+    int receipt_pending; /* connected mode: an install receipt not yet accepted */
 } status_files;
 
 static custos_err read_optional(uint8_t **out, size_t *out_len, const custos_port *port,
@@ -43,6 +45,9 @@ static custos_err load_files(status_files *f, const custos_port *port)
     custos_err prev = custos_dev_exists(port, CUSTOS_OBJ_PROFILE_PREVIOUS);
     CUSTOS_GUARD(prev);
     f->previous = prev == 1;
+    custos_err rp = custos_dev_exists(port, CUSTOS_OBJ_RECEIPT_PENDING);
+    CUSTOS_GUARD(rp);
+    f->receipt_pending = rp == 1;
     ret = 0;
 out:
     return ret;
@@ -219,6 +224,8 @@ custos_err custos_device_status(char **out_json, const custos_port *port)
     }
     if (f.request != NULL)
         CUSTOS_GUARD(custos_describe_set(o, "pending_request_id", pending_id(&f)));
+    if (f.receipt_pending)
+        CUSTOS_GUARD(custos_describe_set(o, "receipt_pending", json_true()));
     if (f.profile != NULL)
         CUSTOS_GUARD(add_profile(o, &f, ident, now));
     CUSTOS_GUARD(custos_json_dump(out_json, &len, o));

@@ -43,6 +43,8 @@ static const struct err_entry err_table[] = {
     {CUSTOS_ERR_POP, "proof_of_possession", "a certificate request signature does not verify"},
     {CUSTOS_ERR_EXISTS, "already_exists", "already exists"},
     {CUSTOS_ERR_LIMIT, "limit_exceeded", "a field or metadata limit was exceeded"},
+    {CUSTOS_ERR_AUTH, "unauthenticated", "no valid credential: unknown, expired or revoked"},
+    {CUSTOS_ERR_FORBIDDEN, "forbidden", "not allowed for this operator's role"},
 };
 
 static const struct err_entry *err_lookup(custos_err err)

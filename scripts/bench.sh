@@ -6,3 +6,8 @@ echo "== openssl speed (reference, same machine, same run)"
 openssl speed -seconds 1 ecdsap256 2>/dev/null | tail -n 2
 echo
 "$build/bench/bench_provision" "${BENCH_N:-300}"
+echo
+# Connected provisioning over HTTPS against custosd serve (bench/bench_serve.c):
+# BENCH_SERVE_DEVICES devices, BENCH_SERVE_CONCURRENCY in flight, store on disk.
+"$build/bench/bench_serve" --custosd "$build/custosd" \
+    --devices "${BENCH_SERVE_DEVICES:-3000}" --concurrency "${BENCH_SERVE_CONCURRENCY:-200}"

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# make demo: the offline (disconnected) provisioning flow end to end, with
-# commentary. Usage: scripts/demo.sh BUILD_DIR. Everything goes under
-# ./demo-out/ (removed first, so the demo can be run again).
+# make demo: Custos end to end over the network, with commentary.
+#   - custosd serve on loopback with a fresh data directory;
+#   - three devices provision themselves over the connected path (auto-approval);
+#   - one connected device waits for a person: the demo approves it with `custos`;
+#   - one device goes the disconnected path: upload, approve, download, install, complete;
+#   - the service keeps running (Ctrl-C stops it) with the operator URL and credential shown.
+# Usage: scripts/demo.sh BUILD_DIR. Files go under ./demo-out/ (removed first).
+# DEMO_PORT (default 8443) is the HTTPS port; DEMO_EXIT=1 stops at the end instead of
+# serving until Ctrl-C (for scripted runs).
 set -euo pipefail
 
 build=${1:?usage: scripts/demo.sh BUILD_DIR}
@@ -10,16 +16,19 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 for b in custosd custos-device custos; do
     [ -x "$build/$b" ] || { echo "demo: $build/$b is missing; build first (make build)" >&2; exit 1; }
 done
+for t in curl jq openssl; do
+    command -v "$t" >/dev/null || { echo "demo: needs '$t' (make deps)" >&2; exit 1; }
+done
 export PATH="$build:$PATH"
-unset CUSTOS_FAKE_NOW
+unset CUSTOS_FAKE_NOW CUSTOS_TOKEN
 
+port=${DEMO_PORT:-8443}
 out=$PWD/demo-out
 rm -rf "$out"
-mkdir -p "$out/exchange" "$out/factory"
-DATA=$out/data           # the CA's data directory (custosd)
-DEV=$out/device          # the pump's device files (custos-device)
-EX=$out/exchange         # the technician's USB stick
-SECRET=$out/device-secret  # the pump's device secret (a TPM on real hardware)
+mkdir -p "$out/exchange" "$out/factory" "$out/devices"
+DATA=$out/data
+EX=$out/exchange
+LOG=$out/custosd.log
 cd "$out"
 
 n=0
@@ -27,7 +36,6 @@ step() {
     n=$((n + 1))
     printf '\n==> step %d: %s (%s)\n' "$n" "$1" "$2"
 }
-# show CMD...: print the command (paths relative to demo-out), then run it.
 show() {
     local line="$*"
     printf '    $ %s\n' "${line//$out\//}"
@@ -38,86 +46,117 @@ where() {
     printf '    -> %s\n' "$*"
 }
 
-echo "Custos demo: an infusion pump gets its identity in disconnected mode."
-echo "Output: $out"
-
-printf 'demo passphrase: change me\n' >"$out/passphrase.txt"
-chmod 600 "$out/passphrase.txt"
-
-step "create the CA's data directory" "security admin, on the CA host"
-show custosd init --data "$DATA"
-where "data/: store, Root of Trust (data/root.pem), CA keys encrypted at rest"
-
-step "define the system: components and key templates" "security admin"
-show custosd system create --data "$DATA" --file "$src/tests/vectors/system-infusion.json"
-where "system infusion-x2: pump (tls ECDSA P-256, sign ECDSA P-384), hub (tls Ed25519, server RSA-3072)"
-
-step "make the provisioning package" "security admin"
-show custosd package create --data "$DATA" --system infusion-x2 \
-    --passphrase-file "$out/passphrase.txt" --out "$EX/infusion-x2.mcpp" --valid-days 30
-show custos inspect "$EX/infusion-x2.mcpp"
-where "exchange/infusion-x2.mcpp (mode 0600: the bootstrap key inside is passphrase-encrypted)"
-
-step "put the package on the pump and generate its identity" "manufacturing line"
-cp "$EX/infusion-x2.mcpp" "$out/factory/package.mcpp"
-show custos-device request --package "$out/factory/package.mcpp" \
-    --passphrase-file "$out/passphrase.txt" --component pump --serial PX2-000123 \
-    --model "X2" --firmware 2.4.1 --hardware-id "mac:02:00:5e:10:00:01" --meta line=3 \
-    --device-dir "$DEV" --secret-file "$SECRET"
-where "device/identity.mcpi (private keys, device-locked, never leaves), device/request.mcpr; factory/package.mcpp shredded"
-
-step "copy the provisioning request off the pump" "field technician, laptop"
-show cp "$DEV/request.mcpr" "$EX/pump-PX2-000123.mcpr"
-show openssl cms -verify -inform DER -in "$EX/pump-PX2-000123.mcpr" -CAfile "$DATA/root.pem" \
-    -purpose any -out /dev/null
-where "exchange/pump-PX2-000123.mcpr: CMS signed by the bootstrap key; openssl checks it"
-
-step "import the request into the CA (the console's Provisioning page, later)" "field technician"
-show custosd request import --data "$DATA" "$EX/pump-PX2-000123.mcpr"
-ID=$(custosd device list --data "$DATA" --state pending --json | jq -r '.[0].request_id')
-where "request $ID is pending on the Devices page"
-
-step "approve the request: certificates are issued" "approver"
-show custosd request approve --data "$DATA" "$ID"
-
-step "download the certified profile" "field technician"
-show custosd profile export --data "$DATA" --out "$EX/pump-PX2-000123.mccp" "$ID"
-where "exchange/pump-PX2-000123.mccp: certificates, chain, Root of Trust, configuration; no secret"
-
-step "install the certified profile on the pump" "field technician, on the device"
-show custos-device install --device-dir "$DEV" --secret-file "$SECRET" \
-    --profile "$EX/pump-PX2-000123.mccp"
-
-step "mark the device provisioned (the console's Complete provisioning, later)" "field technician"
-show custosd device complete --data "$DATA" "$ID"
-
-step "the pump at work: sign a log and let openssl verify it" "device firmware, any verifier"
-printf 'pump PX2-000123 therapy log\n' >"$out/log.txt"
-show custos-device sign --device-dir "$DEV" --secret-file "$SECRET" --key tls \
-    --in "$out/log.txt" --out "$out/log.sig"
-show custos-device export-cert --device-dir "$DEV" --secret-file "$SECRET" --key tls \
-    --out "$out/pump-tls.pem"
-openssl x509 -in "$out/pump-tls.pem" -pubkey -noout >"$out/pump-tls.pub"
-show openssl dgst -sha256 -verify "$out/pump-tls.pub" -signature "$out/log.sig" "$out/log.txt"
-
-step "check the audit trail" "auditor"
-show custosd audit verify --data "$DATA"
-show custosd device list --data "$DATA"
-
-printf '\n==> summary\n\n'
-printf '    %-40s %8s  %s\n' FILE BYTES WHAT
-row() {
-    [ -e "$out/$1" ] && printf '    %-40s %8s  %s\n' "$1" "$(stat -c %s "$out/$1")" "$2"
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
     return 0
 }
-row data/root.pem "Root of Trust certificate (CA)"
-row exchange/infusion-x2.mcpp "provisioning package (.mcpp)"
-row exchange/pump-PX2-000123.mcpr "provisioning request (.mcpr)"
-row exchange/pump-PX2-000123.mccp "certified profile (.mccp)"
-row device/identity.mcpi "private identity (device-locked, 0600)"
-row device/profile.mccp "installed certified profile"
-row device-secret "device secret (hardware on a real device)"
-row log.sig "signature by the pump's tls key"
-printf '\n    device status:\n'
-custos-device status --device-dir "$DEV" --secret-file "$SECRET" | sed 's/^/      /'
-printf '\ndemo complete: everything is under %s\n' "$out"
+trap cleanup EXIT
+
+echo "Custos demo: infusion pumps get their identity from a Custos service on this machine."
+echo "Output: $out"
+
+step "create the CA's data directory and the first operator" "security admin, on the CA host"
+custosd init --data "$DATA" | tee "$out/init.txt" | sed 's/^/      /'
+ADMIN_PASSWORD=$(sed -n 's/.*password: \([A-Za-z0-9_-]*\).*/\1/p' "$out/init.txt" | head -n 1)
+[ -n "$ADMIN_PASSWORD" ] || { echo "demo: custosd init printed no admin password" >&2; exit 1; }
+where "data/: store, Root of Trust (data/root.pem), CA keys encrypted at rest"
+
+step "start the service on https://127.0.0.1:$port" "operations"
+custosd serve --data "$DATA" --listen "127.0.0.1:$port" --poll-interval 1 2>"$LOG" &
+PID=$!
+for _ in $(seq 1 100); do
+    grep -q '"event":"listening"' "$LOG" 2>/dev/null && break
+    kill -0 "$PID" 2>/dev/null || { cat "$LOG" >&2; echo "demo: custosd serve failed (port $port busy? set DEMO_PORT)" >&2; exit 1; }
+    sleep 0.1
+done
+URL=https://127.0.0.1:$port
+export CUSTOS_SERVER=$URL CUSTOS_CA_FILE=$DATA/root.pem XDG_CONFIG_HOME=$out/operator
+where "logs: custosd.log (one JSON line per request)"
+
+step "sign in with the operator CLI" "security admin"
+printf '%s\n' "$ADMIN_PASSWORD" >"$out/admin.password"
+chmod 600 "$out/admin.password"
+show custos login --user admin --password-file "$out/admin.password"
+
+step "define the system and let valid packages approve their devices" "security admin"
+jq --arg url "$URL" '.services.cloud_url = $url | .services.gateways = []' \
+    "$src/tests/vectors/system-infusion.json" >"$out/system.json"
+show custos systems create "$out/system.json"
+show custos policies set --system infusion-x2 --mode package
+where "policy package: requests signed by a valid package of infusion-x2 are approved at once"
+
+step "make the provisioning package" "security admin"
+printf 'demo passphrase: change me\n' >"$out/passphrase.txt"
+chmod 600 "$out/passphrase.txt"
+show custos packages create --system infusion-x2 --days 30 \
+    --passphrase-file "$out/passphrase.txt" -o "$EX/infusion-x2.mcpp"
+
+provision() { # serial: one device on the connected path, in the background
+    local sn=$1
+    cp "$EX/infusion-x2.mcpp" "$out/factory/$sn.mcpp"
+    custos-device provision --package "$out/factory/$sn.mcpp" \
+        --passphrase-file "$out/passphrase.txt" --component pump --serial "$sn" --model X2 \
+        --firmware 2.4.1 --device-dir "$out/devices/$sn" --secret-file "$out/devices/$sn.secret" \
+        --server "$URL" --timeout 120 >"$out/devices/$sn.log" 2>&1
+}
+
+step "three pumps provision themselves (connected, auto-approved)" "devices on the line"
+pids=()
+for sn in PX2-0001 PX2-0002 PX2-0003; do
+    provision "$sn" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || { echo "demo: a device failed:"; cat "$out"/devices/*.log; exit 1; }; done
+for sn in PX2-0001 PX2-0002 PX2-0003; do
+    printf '      %s: %s\n' "$sn" "$(tail -n 1 "$out/devices/$sn.log")"
+done
+show custos devices list
+
+step "a pump waits for a person: policy manual, then approve it" "approver"
+show custos policies set --system infusion-x2 --mode manual
+provision PX2-0004 &
+waiting=$!
+ID=
+for _ in $(seq 1 100); do
+    ID=$(custos devices list --state pending --json | jq -r '.items[0].request_id // empty')
+    [ -n "$ID" ] && break
+    sleep 0.2
+done
+[ -n "$ID" ] || { echo "demo: the waiting device never appeared" >&2; exit 1; }
+where "request $ID (PX2-0004) is pending on the Devices page; the device polls"
+show custos devices approve "$ID"
+wait "$waiting" || { cat "$out/devices/PX2-0004.log"; exit 1; }
+printf '      PX2-0004: %s\n' "$(tail -n 1 "$out/devices/PX2-0004.log")"
+
+step "disconnected: a pump in the field without network" "field technician"
+cp "$EX/infusion-x2.mcpp" "$out/factory/PX2-0005.mcpp"
+show custos-device request --package "$out/factory/PX2-0005.mcpp" \
+    --passphrase-file "$out/passphrase.txt" --component pump --serial PX2-0005 \
+    --device-dir "$out/devices/PX2-0005" --secret-file "$out/devices/PX2-0005.secret"
+cp "$out/devices/PX2-0005/request.mcpr" "$EX/PX2-0005.mcpr"
+show custos requests upload "$EX/PX2-0005.mcpr"
+ID5=$(custos devices list --search PX2-0005 --json | jq -r '.items[0].request_id')
+show custos devices approve "$ID5"
+show custos profiles download "$ID5" -o "$EX/PX2-0005.mccp"
+show custos-device install --device-dir "$out/devices/PX2-0005" \
+    --secret-file "$out/devices/PX2-0005.secret" --profile "$EX/PX2-0005.mccp"
+show custos devices complete "$ID5"
+
+step "what the Devices page shows, and the audit trail" "auditor"
+show custos devices list
+show custos audit verify
+
+printf '\n==> the service is running\n\n'
+printf '    URL:            %s (operator API: %s/api/v1, device protocol: %s/device/v1)\n' "$URL" "$URL" "$URL"
+printf '    Root of Trust:  %s\n' "$DATA/root.pem"
+printf '    operator:       admin, password: %s (shown once; also in demo-out/admin.password)\n' "$ADMIN_PASSWORD"
+printf '    try:            CUSTOS_SERVER=%s CUSTOS_CA_FILE=%s XDG_CONFIG_HOME=%s custos devices list\n' \
+    "$URL" "$DATA/root.pem" "$out/operator"
+printf '    logs:           %s\n' "$LOG"
+if [ "${DEMO_EXIT:-0}" = 1 ]; then
+    echo "demo complete (DEMO_EXIT=1: stopping the service)"
+    exit 0
+fi
+echo "    Ctrl-C stops the service."
+wait "$PID"

@@ -67,6 +67,7 @@ custos_err custos_audit_append(custos_store *st, const uint8_t key[CUSTOS_AUDIT_
     json_t *empty = NULL;
     char *detail_text = NULL;
     size_t detail_len = 0;
+    int own_tx = 0;
 
     memset(&a, 0, sizeof(a));
     CUSTOS_ENSURE(st != NULL && action != NULL, CUSTOS_ERR_ARG, "audit", "audit: no action");
@@ -83,14 +84,28 @@ custos_err custos_audit_append(custos_store *st, const uint8_t key[CUSTOS_AUDIT_
     CUSTOS_ENSURE(text_ok(a.actor) && text_ok(a.from) && text_ok(a.object), CUSTOS_ERR_LIMIT,
                   "audit", "audit: actor/from/object longer than %d bytes", AUDIT_MAX_TEXT);
     a.time = now;
-    CUSTOS_GUARD(st->ops->audit_last(st->ctx, &a.seq, prev));
-    a.seq++;
     CUSTOS_GUARD(custos_json_dump(&detail_text, &detail_len, detail));
     a.detail = detail_text;
+    /* The last hash is read and extended in one write transaction (BEGIN
+     * IMMEDIATE, one writer across every connection): another engine cannot
+     * append in between and fork the chain. Callers normally hold one (the
+     * change being recorded); otherwise the entry gets its own. */
+    if (!st->ops->in_tx(st->ctx)) {
+        CUSTOS_GUARD(st->ops->begin(st->ctx));
+        own_tx = 1;
+    }
+    CUSTOS_GUARD(st->ops->audit_last(st->ctx, &a.seq, prev));
+    a.seq++;
     CUSTOS_GUARD(entry_hash(a.hash, key, prev, &a, detail));
     CUSTOS_GUARD(st->ops->audit_append(st->ctx, &a));
+    if (own_tx) {
+        CUSTOS_GUARD(st->ops->commit(st->ctx));
+        own_tx = 0;
+    }
     ret = CUSTOS_OK;
 out:
+    if (own_tx)
+        st->ops->rollback(st->ctx);
     free(detail_text);
     json_decref(empty);
     return ret;

@@ -8,7 +8,8 @@
  * canonical JSON is the key-sorted compact dump of
  * {"action","actor","detail","from","object","seq","time"} (time as RFC 3339)
  * and prev_hash of the first entry is 32 zero bytes. Callers append inside the
- * same store transaction as the change they record. */
+ * same store transaction as the change they record; an append outside any
+ * transaction opens its own, so the chain never forks across connections. */
 #ifndef CUSTOS_SERVER_AUDIT_H
 #define CUSTOS_SERVER_AUDIT_H
 

@@ -1,6 +1,9 @@
 /* The CA engine: data directory, open/cache, systems, packages, audit. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +64,78 @@ custos_err custos_engine_audit(custos_engine *e, const custos_actor *actor, cons
                                detail);
 }
 
-const engine_system *custos_engine_system(const custos_engine *e, const char *name)
+struct engine_shared {
+    atomic_int refs;
+    custos_chain_cache *signers;
+};
+
+static engine_shared *shared_new(void)
+{
+    engine_shared *sh = calloc(1, sizeof(*sh));
+    if (sh == NULL)
+        return NULL;
+    sh->signers = custos_chain_cache_new();
+    if (sh->signers == NULL) {
+        free(sh);
+        return NULL;
+    }
+    atomic_init(&sh->refs, 1);
+    return sh;
+}
+
+static void shared_unref(engine_shared *sh)
+{
+    if (sh != NULL && atomic_fetch_sub(&sh->refs, 1) == 1) {
+        custos_chain_cache_free(sh->signers);
+        free(sh);
+    }
+}
+
+custos_err custos_engine_tx_begin(custos_engine *e, int *in_tx)
+{
+    custos_err ret = e->st->ops->begin(e->st->ctx);
+    *in_tx = ret == CUSTOS_OK;
+    return ret;
+}
+
+void custos_engine_tx_end(custos_engine *e, int *in_tx)
+{
+    if (*in_tx)
+        e->st->ops->rollback(e->st->ctx);
+    *in_tx = 0;
+}
+
+custos_err custos_engine_tx_commit(custos_engine *e, int *in_tx)
+{
+    custos_err ret = e->st->ops->commit(e->st->ctx);
+    if (ret == CUSTOS_OK)
+        *in_tx = 0;
+    return ret;
+}
+
+static custos_err load_system(custos_engine *e, const char *name, const uint8_t *json, size_t len);
+
+const engine_system *custos_engine_system(custos_engine *e, const char *name)
 {
     size_t i;
-    for (i = 0; name != NULL && i < e->n_systems; i++)
-        if (strcmp(e->systems[i].def->name, name) == 0)
-            return &e->systems[i];
-    return NULL;
+    char *json = NULL;
+    custos_err r;
+
+    if (e == NULL || name == NULL) {
+        custos_error_set(CUSTOS_ERR_NOT_FOUND, "system", "no system given");
+        return NULL;
+    }
+    for (i = 0; i < e->n_systems; i++)
+        if (strcmp(e->systems[i]->def->name, name) == 0)
+            return e->systems[i];
+    /* Not loaded here: another engine (worker, process) may have created it. */
+    r = e->st->ops->system_get(e->st->ctx, &json, name);
+    if (r == CUSTOS_ERR_NOT_FOUND)
+        custos_error_set(CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", name);
+    if (r == CUSTOS_OK)
+        r = load_system(e, name, (const uint8_t *)json, strlen(json));
+    free(json);
+    return r == CUSTOS_OK ? e->systems[e->n_systems - 1] : NULL;
 }
 
 static custos_err db_path(char *out, size_t cap, const char *dir)
@@ -104,7 +172,91 @@ out:
     return ret;
 }
 
+/* A DNS name: labels of [a-z0-9-] (not starting or ending with '-'), 1..63
+ * bytes each, 253 in all; a leading "*." is refused (one host per name). */
+static int dns_name_valid(const char *s)
+{
+    size_t n = strlen(s), label = 0, i;
+    if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return 0;
+        if (c == '-' && label == 0)
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return s[n - 1] != '-';
+}
+
+/* The TLS server certificate's subjectAltName: the defaults plus @p names
+ * (IP addresses as IP:, the rest as lowercase DNS:). */
+static custos_err server_san(char *out, size_t cap, const custos_init_options *opts)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    size_t i, used;
+    int n = snprintf(out, cap, "%s", CUSTOS_CA_TLS_SAN_DEFAULT);
+    CUSTOS_ENSURE(n > 0 && (size_t)n < cap, CUSTOS_ERR_INTERNAL, "server-name", "SAN buffer");
+    used = (size_t)n;
+    if (opts == NULL)
+        return CUSTOS_OK;
+    CUSTOS_ENSURE(opts->n_server_names <= CUSTOS_INIT_MAX_SERVER_NAMES, CUSTOS_ERR_LIMIT,
+                  "server-name", "at most %d server names", CUSTOS_INIT_MAX_SERVER_NAMES);
+    for (i = 0; i < opts->n_server_names; i++) {
+        const char *name = opts->server_names[i];
+        unsigned char addr[16];
+        char lower[254];
+        size_t k, len = name != NULL ? strlen(name) : 0;
+        CUSTOS_ENSURE(len > 0 && len < sizeof(lower), CUSTOS_ERR_ARG, "server-name",
+                      "server name %zu is empty or longer than 253 characters", i + 1);
+        if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+            n = snprintf(out + used, cap - used, ",IP:%s", name);
+        } else {
+            for (k = 0; k <= len; k++)
+                lower[k] = (char)tolower((unsigned char)name[k]);
+            CUSTOS_ENSURE(dns_name_valid(lower), CUSTOS_ERR_ARG, "server-name",
+                          "'%s' is neither a DNS name nor an IP address", name);
+            n = snprintf(out + used, cap - used, ",DNS:%s", lower);
+        }
+        CUSTOS_ENSURE(n > 0 && (size_t)n < cap - used, CUSTOS_ERR_LIMIT, "server-name",
+                      "too many server names");
+        used += (size_t)n;
+    }
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}
+
+static custos_err first_admin(const char *dir, const custos_init_options *opts)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    const custos_actor actor = {"custosd:init", "local"};
+    CUSTOS_ENSURE(opts->admin_password_cap > CUSTOS_PASSWORD_GEN_LEN, CUSTOS_ERR_ARG, "password",
+                  "the password buffer is too small");
+    CUSTOS_GUARD(custos_engine_open(&e, dir));
+    CUSTOS_GUARD(custos_engine_user_create(e, CUSTOS_FIRST_ADMIN, CUSTOS_ROLE_ADMIN, NULL,
+                                           opts->admin_password, opts->admin_password_cap, &actor));
+    ret = CUSTOS_OK;
+out:
+    custos_engine_free(e);
+    return ret;
+}
+
 custos_err custos_engine_init(const char *dir)
+{
+    return custos_engine_init_ex(dir, NULL);
+}
+
+custos_err custos_engine_init_ex(const char *dir, const custos_init_options *opts)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_keystore *ks = NULL;
@@ -114,21 +266,29 @@ custos_err custos_engine_init(const char *dir)
     int64_t now = (int64_t)time(NULL);
     json_t *detail = NULL;
     uint8_t audit_key[32];
+    char san[CUSTOS_INIT_MAX_SERVER_NAMES * 260 + 64];
 
     memset(audit_key, 0, sizeof(audit_key));
     CUSTOS_ENSURE(dir != NULL && dir[0] != '\0', CUSTOS_ERR_ARG, "dir", "no data directory");
+    CUSTOS_ENSURE(opts == NULL || opts->version == 1, CUSTOS_ERR_ARG, "options",
+                  "unknown options version");
+    if (opts != NULL && opts->admin_password != NULL && opts->admin_password_cap > 0)
+        opts->admin_password[0] = '\0';
+    CUSTOS_GUARD(server_san(san, sizeof(san), opts));
     CUSTOS_GUARD(prepare_dir(dir));
     CUSTOS_GUARD(custos_keystore_create(dir));
     CUSTOS_GUARD(custos_keystore_open(&ks, dir));
     CUSTOS_GUARD(db_path(path, sizeof(path), dir));
     CUSTOS_GUARD(custos_store_sqlite_open(&st, path, 1));
     CUSTOS_GUARD(st->ops->begin(st->ctx));
-    CUSTOS_GUARD(custos_ca_hierarchy_create(st, ks, dir, now));
-    detail = json_pack("{s:s}", "root", "root.pem");
+    CUSTOS_GUARD(custos_ca_hierarchy_create(st, ks, dir, san, now));
+    detail = json_pack("{s:s, s:s}", "root", "root.pem", "tls_san", san);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(custos_keystore_derive(audit_key, ks, CUSTOS_AUDIT_KEY_LABEL));
     CUSTOS_GUARD(custos_audit_append(st, audit_key, now, &actor, "init", dir, detail));
     CUSTOS_GUARD(st->ops->commit(st->ctx));
+    if (opts != NULL && opts->admin_password != NULL)
+        CUSTOS_GUARD(first_admin(dir, opts));
     ret = CUSTOS_OK;
 out:
     if (st != NULL)
@@ -161,12 +321,14 @@ out:
     return ret;
 }
 
-static void system_clear(engine_system *s)
+static void system_free(engine_system *s)
 {
+    if (s == NULL)
+        return;
     custos_system_free(s->def);
     X509_free(s->ca);
     EVP_PKEY_free(s->key);
-    memset(s, 0, sizeof(*s));
+    free(s);
 }
 
 /* Verify an issuing CA against the root once, then make it a trust anchor
@@ -196,26 +358,44 @@ out:
     return ret;
 }
 
+/* Append a loaded system (taken, also on failure). */
+static custos_err push_system(custos_engine *e, engine_system *s)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    engine_system **grown = realloc(e->systems, (e->n_systems + 1) * sizeof(*grown));
+    CUSTOS_ENSURE(grown != NULL, CUSTOS_ERR_NOMEM, "system", "out of memory");
+    e->systems = grown;
+    e->systems[e->n_systems++] = s;
+    s = NULL;
+    ret = CUSTOS_OK;
+out:
+    system_free(s);
+    return ret;
+}
+
 /* Takes ownership of def, ca and key (even on failure). */
 static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca, EVP_PKEY *key)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    engine_system s = {def, ca, key};
-    engine_system *grown = realloc(e->systems, (e->n_systems + 1) * sizeof(*grown));
-    CUSTOS_ENSURE(grown != NULL, CUSTOS_ERR_NOMEM, "system", "out of memory");
-    e->systems = grown;
+    engine_system *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        custos_system_free(def);
+        X509_free(ca);
+        EVP_PKEY_free(key);
+        return custos_error_set(CUSTOS_ERR_NOMEM, "system", "out of memory");
+    }
+    s->def = def;
+    s->ca = ca;
+    s->key = key;
     CUSTOS_GUARD(trust_anchor_add(e, ca));
-    CUSTOS_ENSURE(sk_X509_push(e->system_cas, ca) > 0, CUSTOS_ERR_NOMEM, "system", "out of memory");
-    e->systems[e->n_systems++] = s;
-    memset(&s, 0, sizeof(s));
-    ret = CUSTOS_OK;
+    ret = push_system(e, s);
+    s = NULL;
 out:
-    system_clear(&s);
+    system_free(s);
     return ret;
 }
 
-static custos_err load_system_cb_inner(custos_engine *e, const char *name, const uint8_t *json,
-                                       size_t len)
+static custos_err load_system(custos_engine *e, const char *name, const uint8_t *json, size_t len)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_system_def *def = NULL;
@@ -241,7 +421,7 @@ out:
 
 static int load_system_cb(const char *name, const uint8_t *json, size_t len, void *ctx)
 {
-    custos_err r = load_system_cb_inner(ctx, name, json, len);
+    custos_err r = load_system(ctx, name, json, len);
     return r < 0 ? r : 0;
 }
 
@@ -272,11 +452,10 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     CUSTOS_GUARD(
         load_authority(&e->mock_prof_cert, &e->mock_prof_key, e, CUSTOS_AUTH_MOCK_PROFILE_SIGNING));
     e->trust = X509_STORE_new();
-    e->signers = custos_chain_cache_new();
+    e->shared = shared_new();
+    e->signers = e->shared != NULL ? e->shared->signers : NULL;
     e->bootstrap_chain = sk_X509_new_null();
-    e->system_cas = sk_X509_new_null();
-    CUSTOS_ENSURE(e->trust != NULL && e->signers != NULL && e->bootstrap_chain != NULL &&
-                      e->system_cas != NULL,
+    CUSTOS_ENSURE(e->trust != NULL && e->signers != NULL && e->bootstrap_chain != NULL,
                   CUSTOS_ERR_NOMEM, "engine", "out of memory");
     CUSTOS_ENSURE(X509_STORE_add_cert(e->trust, e->root) == 1 &&
                       X509_STORE_set_flags(e->trust, X509_V_FLAG_PARTIAL_CHAIN) == 1 &&
@@ -292,21 +471,107 @@ out:
     return ret;
 }
 
+/* ---- shared open ---------------------------------------------------------- */
+
+static int ref_x509(X509 **dst, X509 *src)
+{
+    *dst = NULL;
+    if (src == NULL || X509_up_ref(src) != 1)
+        return 0;
+    *dst = src;
+    return 1;
+}
+
+static int ref_key(EVP_PKEY **dst, EVP_PKEY *src)
+{
+    *dst = NULL;
+    if (src == NULL || EVP_PKEY_up_ref(src) != 1)
+        return 0;
+    *dst = src;
+    return 1;
+}
+
+static custos_err share_system(custos_engine *e, const engine_system *from)
+{
+    engine_system *s = calloc(1, sizeof(*s));
+    custos_system_def *def = malloc(sizeof(*def));
+    if (s == NULL || def == NULL) {
+        free(s);
+        free(def);
+        return custos_error_set(CUSTOS_ERR_NOMEM, "system", "out of memory");
+    }
+    memcpy(def, from->def, sizeof(*def)); /* plain data, no pointers */
+    s->def = def;
+    if (!ref_x509(&s->ca, from->ca) || !ref_key(&s->key, from->key)) {
+        system_free(s);
+        return custos_error_set(CUSTOS_ERR_INTERNAL, "system", "cannot share a system");
+    }
+    return push_system(e, s); /* its CA is already an anchor of the shared store */
+}
+
+custos_err custos_engine_open_shared(custos_engine **out, const custos_engine *parent)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    char path[PATH_MAX];
+    size_t i;
+
+    CUSTOS_ENSURE(out != NULL && parent != NULL, CUSTOS_ERR_ARG, "engine", "no parent engine");
+    *out = NULL;
+    e = calloc(1, sizeof(*e));
+    CUSTOS_ENSURE(e != NULL, CUSTOS_ERR_NOMEM, "engine", "out of memory");
+    memcpy(e->dir, parent->dir, sizeof(e->dir));
+    CUSTOS_GUARD(db_path(path, sizeof(path), e->dir));
+    CUSTOS_GUARD(custos_store_sqlite_open(&e->st, path, 0));
+    CUSTOS_GUARD(custos_keystore_open(&e->ks, e->dir));
+    memcpy(e->audit_key, parent->audit_key, sizeof(e->audit_key));
+    CUSTOS_ENSURE(
+        ref_x509(&e->root, parent->root) && ref_key(&e->root_key, parent->root_key) &&
+            ref_x509(&e->bootstrap_ca, parent->bootstrap_ca) &&
+            ref_key(&e->bootstrap_key, parent->bootstrap_key) &&
+            ref_x509(&e->pkg_cert, parent->pkg_cert) && ref_key(&e->pkg_key, parent->pkg_key) &&
+            ref_x509(&e->prof_cert, parent->prof_cert) && ref_key(&e->prof_key, parent->prof_key) &&
+            ref_x509(&e->mock_root, parent->mock_root) &&
+            ref_key(&e->mock_root_key, parent->mock_root_key) &&
+            ref_x509(&e->mock_prof_cert, parent->mock_prof_cert) &&
+            ref_key(&e->mock_prof_key, parent->mock_prof_key),
+        CUSTOS_ERR_INTERNAL, "engine", "cannot share the CA keys");
+    CUSTOS_ENSURE(X509_STORE_up_ref(parent->trust) == 1, CUSTOS_ERR_INTERNAL, "engine",
+                  "cannot share the trust store");
+    e->trust = parent->trust;
+    e->shared = parent->shared;
+    atomic_fetch_add(&e->shared->refs, 1);
+    e->signers = e->shared->signers;
+    e->bootstrap_chain = sk_X509_new_null();
+    CUSTOS_ENSURE(e->bootstrap_chain != NULL &&
+                      sk_X509_push(e->bootstrap_chain, e->bootstrap_ca) > 0,
+                  CUSTOS_ERR_NOMEM, "engine", "out of memory");
+    for (i = 0; i < parent->n_systems; i++)
+        CUSTOS_GUARD(share_system(e, parent->systems[i]));
+    e->clock = parent->clock;
+    e->clock_ctx = parent->clock_ctx;
+    *out = e;
+    e = NULL;
+    ret = CUSTOS_OK;
+out:
+    custos_engine_free(e);
+    return ret;
+}
+
 void custos_engine_free(custos_engine *e)
 {
     size_t i;
     if (e == NULL)
         return;
     for (i = 0; i < e->n_systems; i++)
-        system_clear(&e->systems[i]);
+        system_free(e->systems[i]);
     for (i = 0; i < ENGINE_DOC_CACHE; i++)
         custos_request_doc_free(e->doc_cache[i].doc);
     OPENSSL_cleanse(e->audit_key, sizeof(e->audit_key));
     free(e->systems);
-    sk_X509_free(e->system_cas);
     sk_X509_free(e->bootstrap_chain);
     X509_STORE_free(e->trust);
-    custos_chain_cache_free(e->signers);
+    shared_unref(e->shared);
     X509_free(e->root);
     X509_free(e->bootstrap_ca);
     X509_free(e->pkg_cert);
@@ -346,6 +611,7 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
     CUSTOS_GUARD(custos_system_parse(&def, json, len));
     CUSTOS_ENSURE(custos_engine_system(e, def->name) == NULL, CUSTOS_ERR_EXISTS, "name",
                   "system %s already exists", def->name);
+    custos_error_clear();
     CUSTOS_GUARD(custos_system_to_json(&j, def));
     CUSTOS_GUARD(custos_json_dump(&canon, &canon_len, j));
     CUSTOS_GUARD(custos_ca_system_create(&ca, &key, def->name, e->root, e->root_key, now));
@@ -398,8 +664,8 @@ out:
 
 /* ---- packages ------------------------------------------------------------- */
 
-static custos_err record_package(custos_engine *e, const custos_package_doc *d,
-                                 const custos_actor *actor)
+static custos_err record_package(custos_engine *e, const custos_package_doc *d, const uint8_t *file,
+                                 size_t file_len, const custos_actor *actor)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_package p;
@@ -414,6 +680,11 @@ static custos_err record_package(custos_engine *e, const custos_package_doc *d,
     p.expires = d->expires;
     CUSTOS_GUARD(custos_x509_to_der(&p.cert_der, &p.cert_len, d->bootstrap_cert));
     CUSTOS_GUARD(custos_ca_serial_hex(serial, d->bootstrap_cert));
+    /* The .mcpp is kept for download (GET /api/v1/packages/{id}/file): its
+     * bootstrap key is encrypted under the package passphrase, which is not
+     * stored. */
+    p.file = (uint8_t *)file;
+    p.file_len = file_len;
     detail = json_pack("{s:s, s:s, s:I}", "system", d->system, "bootstrap_serial", serial,
                        "expires", (json_int_t)d->expires);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
@@ -428,6 +699,7 @@ out:
     if (in_tx)
         e->st->ops->rollback(e->st->ctx);
     json_decref(detail);
+    p.file = NULL; /* borrowed */
     custos_store_package_clear(&p);
     return ret;
 }
@@ -436,6 +708,16 @@ custos_err custos_engine_package_create(uint8_t **out, size_t *out_len, custos_e
                                         const char *system, const char *passphrase,
                                         size_t passphrase_len, unsigned valid_days,
                                         const custos_actor *actor)
+{
+    custos_package_info info;
+    return custos_engine_package_create_ex(&info, out, out_len, e, system, passphrase,
+                                           passphrase_len, valid_days, actor);
+}
+
+custos_err custos_engine_package_create_ex(custos_package_info *out_info, uint8_t **out,
+                                           size_t *out_len, custos_engine *e, const char *system,
+                                           const char *passphrase, size_t passphrase_len,
+                                           unsigned valid_days, const custos_actor *actor)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     const engine_system *sys;
@@ -447,8 +729,9 @@ custos_err custos_engine_package_create(uint8_t **out, size_t *out_len, custos_e
     size_t der_len = 0, i;
     int64_t now = custos_engine_now(e);
 
-    CUSTOS_ENSURE(out != NULL && out_len != NULL && e != NULL, CUSTOS_ERR_ARG, "package",
-                  "missing argument");
+    CUSTOS_ENSURE(out_info != NULL && out != NULL && out_len != NULL && e != NULL, CUSTOS_ERR_ARG,
+                  "package", "missing argument");
+    memset(out_info, 0, sizeof(*out_info));
     *out = NULL;
     *out_len = 0;
     sys = custos_engine_system(e, system);
@@ -498,7 +781,12 @@ custos_err custos_engine_package_create(uint8_t **out, size_t *out_len, custos_e
     signer.key = e->pkg_key;
     signer.chain = chain;
     CUSTOS_GUARD(custos_package_encode(&der, &der_len, d, &signer));
-    CUSTOS_GUARD(record_package(e, d, actor));
+    CUSTOS_GUARD(record_package(e, d, der, der_len, actor));
+    memcpy(out_info->package_id, d->package_id, sizeof(out_info->package_id));
+    memcpy(out_info->system, d->system, sizeof(out_info->system));
+    out_info->created = d->created;
+    out_info->expires = d->expires;
+    out_info->has_file = 1;
     *out = der;
     *out_len = der_len;
     der = NULL;

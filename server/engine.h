@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+#include <openssl/ssl.h>
+
 #include "custos/error.h"
 #include "custos/types.h"
 
@@ -126,5 +129,354 @@ CUSTOS_NODISCARD custos_err custos_engine_audit_verify(size_t *out_count, custos
 
 /* Mark pending/approved requests whose signer has expired as expired. */
 CUSTOS_NODISCARD custos_err custos_engine_expire(size_t *out_count, custos_engine *e);
+
+/* ==== custosd serve: concurrency ========================================== *
+ *
+ * An engine is used by one thread at a time. custosd serve gives each worker
+ * thread its own engine on the same data directory, each with its own SQLite
+ * connection (WAL; every write in one BEGIN IMMEDIATE transaction; a busy
+ * timeout). What an engine caches that another can change is re-read: a
+ * system another engine created is loaded on the first lookup that misses,
+ * policies are read from the store on every submission. */
+
+/* A second engine on @p parent's data directory that shares its immutable
+ * loaded state (CA certificates and keys, the verified trust anchors and the
+ * signer-chain cache; all reference counted, thread-safe to share) and opens
+ * its own store connection: no key file is decrypted again. @p parent may be
+ * freed before or after the child (nothing is borrowed). Do not call it while
+ * another thread uses @p parent. */
+CUSTOS_NODISCARD custos_err custos_engine_open_shared(custos_engine **out,
+                                                      const custos_engine *parent);
+
+/* custosd init with options: extra names in the TLS server certificate and
+ * the first operator. */
+typedef struct custos_init_options {
+    unsigned version; /* 1 */
+    /* Extra subjectAltNames of the TLS server certificate besides localhost,
+     * 127.0.0.1 and ::1: DNS names or IPv4/IPv6 addresses (at most 16). */
+    const char *const *server_names;
+    size_t n_server_names;
+    /* The first operator (role admin) is created when this is not NULL: its
+     * generated password (>= 20 characters) is written here, shown once. */
+    char *admin_password;
+    size_t admin_password_cap; /* >= CUSTOS_PASSWORD_GEN_LEN + 1 */
+} custos_init_options;
+#define CUSTOS_INIT_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        1, NULL, 0, NULL, 0                                                                        \
+    }
+#define CUSTOS_INIT_MAX_SERVER_NAMES 16
+#define CUSTOS_FIRST_ADMIN "admin"
+
+/* custos_engine_init() plus @p opts (NULL: as custos_engine_init). */
+CUSTOS_NODISCARD custos_err custos_engine_init_ex(const char *dir, const custos_init_options *opts);
+
+/* ==== operators: users, sessions, API tokens ============================== */
+
+typedef enum custos_role {
+    CUSTOS_ROLE_ADMIN = 1,
+    CUSTOS_ROLE_APPROVER,
+    CUSTOS_ROLE_TECHNICIAN,
+    CUSTOS_ROLE_AUDITOR,
+} custos_role;
+
+/* "admin" "approver" "technician" "auditor"; "unknown" for anything else. */
+const char *custos_role_name(custos_role r);
+custos_role custos_role_from_name(const char *name); /* 0 if unknown */
+
+#define CUSTOS_USERNAME_MAX 64     /* [a-z0-9._-]{1,64} */
+#define CUSTOS_PASSWORD_MIN 12     /* bytes, for a password an operator chooses */
+#define CUSTOS_PASSWORD_MAX 1024   /* bytes */
+#define CUSTOS_PASSWORD_GEN_LEN 32 /* generated: base64url of 24 random bytes */
+#define CUSTOS_SECRET_TEXT_MAX 64  /* a session or token secret as text, + NUL */
+#define CUSTOS_SESSION_TTL (12 * 3600)
+#define CUSTOS_TOKEN_MAX_DAYS 3650
+
+/* Who an operator credential belongs to (a session or an API token). */
+typedef struct custos_principal {
+    char username[CUSTOS_USERNAME_MAX + 1];
+    custos_role role;
+    char kind[16];                         /* "session" | "token" */
+    char credential_id[CUSTOS_ID_LEN + 1]; /* session id or token id (never the secret) */
+    char csrf[64]; /* sessions only: the expected X-Custos-CSRF value; "" for tokens */
+    int64_t expires;
+} custos_principal;
+
+/* The audit actor of @p p: "user:NAME" for a session, "token:ID" for a token. */
+void custos_principal_who(char out[CUSTOS_USERNAME_MAX + 8], const custos_principal *p);
+
+typedef struct custos_user_info {
+    char username[CUSTOS_USERNAME_MAX + 1];
+    custos_role role;
+    int64_t created;
+    int disabled;
+} custos_user_info;
+typedef int (*custos_user_cb)(const custos_user_info *u, void *ctx);
+
+/* Create an operator. @p password NULL: one is generated (base64url of 24
+ * random bytes, CUSTOS_PASSWORD_GEN_LEN characters) and written to
+ * @p out_password (capacity @p cap; may be NULL when @p password is given).
+ * Passwords are stored as "scrypt$N$r$p$salt$hash" (N=2^15, r=8, p=1,
+ * 16-byte salt, 32-byte hash, base64url). CUSTOS_ERR_ARG for a bad username
+ * or role, CUSTOS_ERR_LIMIT for a password shorter than CUSTOS_PASSWORD_MIN
+ * or longer than CUSTOS_PASSWORD_MAX, CUSTOS_ERR_EXISTS for a taken name.
+ * Audited as "user.create". */
+CUSTOS_NODISCARD custos_err custos_engine_user_create(custos_engine *e, const char *username,
+                                                      custos_role role, const char *password,
+                                                      char *out_password, size_t cap,
+                                                      const custos_actor *actor);
+/* Set a new password (NULL: generate one into @p out_password). Ends every
+ * session of the user. Audited as "user.password". */
+CUSTOS_NODISCARD custos_err custos_engine_user_set_password(custos_engine *e, const char *username,
+                                                            const char *password,
+                                                            char *out_password, size_t cap,
+                                                            const custos_actor *actor);
+/* Disable (1) or enable (0) an operator: a disabled operator's sessions and
+ * tokens stop working at once. Audited as "user.disable" / "user.enable". */
+CUSTOS_NODISCARD custos_err custos_engine_user_set_disabled(custos_engine *e, const char *username,
+                                                            int disabled,
+                                                            const custos_actor *actor);
+CUSTOS_NODISCARD custos_err custos_engine_user_get(custos_user_info *out, custos_engine *e,
+                                                   const char *username);
+/* Every operator, by username. */
+CUSTOS_NODISCARD custos_err custos_engine_user_list(custos_engine *e, custos_user_cb cb, void *ctx);
+
+/* Sign in with a password: a new session valid @p ttl_seconds (0: 12 hours;
+ * at most 30 days). The session secret (32 random bytes, base64url, 43
+ * characters) goes to @p out_token (capacity @p cap >= CUSTOS_SECRET_TEXT_MAX)
+ * and is shown only here: the store keeps SHA-256 of it. Unknown user,
+ * disabled user and wrong password are all CUSTOS_ERR_AUTH with the same
+ * message and the same cost (scrypt runs either way). Audited as
+ * "session.login" (and failures as "session.login_failed"), with @p from. */
+CUSTOS_NODISCARD custos_err custos_engine_login(custos_principal *out, char *out_token, size_t cap,
+                                                custos_engine *e, const char *username,
+                                                const char *password, const char *from,
+                                                int64_t ttl_seconds);
+/* The principal of a session secret; CUSTOS_ERR_AUTH if unknown, expired,
+ * ended, or its user is disabled. One indexed lookup, no scrypt. */
+CUSTOS_NODISCARD custos_err custos_engine_session_check(custos_principal *out, custos_engine *e,
+                                                        const char *token);
+/* Sign out: the session ends (CUSTOS_ERR_AUTH if it was not valid).
+ * Audited as "session.logout". */
+CUSTOS_NODISCARD custos_err custos_engine_session_end(custos_engine *e, const char *token,
+                                                      const char *from);
+
+typedef struct custos_token_info {
+    char token_id[CUSTOS_ID_LEN + 1];
+    char name[CUSTOS_MAX_NAME_LEN + 1];
+    char username[CUSTOS_USERNAME_MAX + 1];
+    int64_t created;
+    int64_t expires;
+    int64_t revoked; /* when, or 0 */
+} custos_token_info;
+typedef int (*custos_token_cb)(const custos_token_info *t, void *ctx);
+
+/* A long-lived API token for @p username, valid @p valid_days
+ * (1..CUSTOS_TOKEN_MAX_DAYS): "cst_" + base64url(32 random bytes) (47
+ * characters) into @p out_token (cap >= CUSTOS_SECRET_TEXT_MAX), its id into
+ * @p out_id; the store keeps SHA-256 of the text. @p name: a label,
+ * custos_name_valid. Audited as "token.create". */
+CUSTOS_NODISCARD custos_err custos_engine_token_create(char out_id[CUSTOS_ID_LEN + 1],
+                                                       char *out_token, size_t cap,
+                                                       custos_engine *e, const char *username,
+                                                       const char *name, unsigned valid_days,
+                                                       const custos_actor *actor);
+/* The principal of an API token; CUSTOS_ERR_AUTH if unknown, expired,
+ * revoked, or its user is disabled. */
+CUSTOS_NODISCARD custos_err custos_engine_token_check(custos_principal *out, custos_engine *e,
+                                                      const char *token);
+/* Revoke by id (CUSTOS_ERR_NOT_FOUND if unknown; revoking twice is OK).
+ * Audited as "token.revoke". */
+CUSTOS_NODISCARD custos_err custos_engine_token_revoke(custos_engine *e, const char *token_id,
+                                                       const custos_actor *actor);
+/* Every token (never the secret), newest first. */
+CUSTOS_NODISCARD custos_err custos_engine_token_list(custos_engine *e, custos_token_cb cb,
+                                                     void *ctx);
+
+/* ==== auto-approval policies ============================================== */
+
+typedef enum custos_policy_mode {
+    CUSTOS_POLICY_MANUAL = 1, /* every request waits for a person (default) */
+    CUSTOS_POLICY_PACKAGE,    /* approve initial requests signed by a valid package of the
+                                 system, and reprovisioning requests of a provisioned device */
+    CUSTOS_POLICY_ALLOW_LIST, /* approve only serials on the system's allow-list */
+} custos_policy_mode;
+
+/* "manual" "package" "allow_list"; "unknown" otherwise. */
+const char *custos_policy_mode_name(custos_policy_mode m);
+custos_policy_mode custos_policy_mode_from_name(const char *name); /* 0 if unknown */
+
+#define CUSTOS_POLICY_MAX_SERIALS 100000 /* per list */
+
+/* Set the policy of @p system in one transaction. @p allow / @p deny NULL:
+ * keep that list as it is; not NULL: replace it by these @p n_allow /
+ * @p n_deny serials (0 empties it; duplicates are folded). Serials must be
+ * custos_serial_valid (CUSTOS_ERR_ARG naming the index), at most
+ * CUSTOS_POLICY_MAX_SERIALS per list (CUSTOS_ERR_LIMIT). Whatever the mode,
+ * a serial on the deny-list and a duplicate serial always wait for a person.
+ * Audited as "policy.set" with the mode and list sizes. */
+CUSTOS_NODISCARD custos_err custos_engine_policy_set(custos_engine *e, const char *system,
+                                                     custos_policy_mode mode,
+                                                     const char *const *allow, size_t n_allow,
+                                                     const char *const *deny, size_t n_deny,
+                                                     const custos_actor *actor);
+/* {"system", "mode", "allow_count", "deny_count"} plus, with
+ * @p include_lists, "allow" and "deny" (sorted arrays). *out owned by the
+ * caller (json_decref). CUSTOS_ERR_NOT_FOUND for an unknown system. */
+CUSTOS_NODISCARD custos_err custos_engine_policy_get(json_t **out, custos_engine *e,
+                                                     const char *system, int include_lists);
+
+/* Import (exactly as custos_engine_request_import) and, when the request is
+ * new and the system's policy approves it, approve it at once as actor
+ * {"policy:<mode>", actor->from}. *out is the final state (certified when
+ * auto-approved). A failed auto-approval leaves the request pending, is
+ * recorded in the audit trail ("policy.approve_failed") and is not an error:
+ * the import succeeded. */
+CUSTOS_NODISCARD custos_err custos_engine_request_submit(custos_request_summary *out,
+                                                         int *out_created, custos_engine *e,
+                                                         const uint8_t *der, size_t len,
+                                                         const char *via,
+                                                         const custos_actor *actor);
+
+/* ==== install receipts ==================================================== */
+
+/* A device's install receipt for request @p request_id (connected mode):
+ * certified -> provisioned (audit "device.provisioned", via "receipt"), the
+ * receipt kept. Checks: it decodes and its signature verifies
+ * (CUSTOS_ERR_MALFORMED / SIGNATURE), request_id and device_id are this
+ * request's, the signer certificate is byte for byte one issued for this
+ * request, profile_sha256 is SHA-256 of the stored profile (all
+ * CUSTOS_ERR_MISMATCH). Not certified: CUSTOS_ERR_STATE, except already
+ * provisioned (OK, idempotent). */
+CUSTOS_NODISCARD custos_err custos_engine_receipt_accept(custos_request_summary *out,
+                                                         custos_engine *e, const char *request_id,
+                                                         const uint8_t *der, size_t len,
+                                                         const custos_actor *actor);
+
+/* ==== queries for the operator API ======================================== */
+
+#define CUSTOS_CURSOR_MAX 128 /* capacity for any next_cursor below */
+#define CUSTOS_LIST_MAX 500
+
+/* The request as the API shows it everywhere (docs/api.md): RFC 3339 times,
+ * state name, duplicate_serial as a bool, reason always present. */
+CUSTOS_NODISCARD custos_err custos_request_summary_json(json_t **out,
+                                                        const custos_request_summary *r);
+
+typedef struct custos_request_filter {
+    custos_state state;    /* 0: any */
+    const char *system;    /* NULL: any */
+    const char *component; /* NULL: any (needs system to be fast) */
+    const char *q;         /* NULL: any; else a prefix of the serial or the hardware id */
+    size_t limit;          /* 1..CUSTOS_LIST_MAX; 0: 50 */
+    const char *cursor;    /* NULL: first page; else a next_cursor of the same filter */
+} custos_request_filter;
+#define CUSTOS_REQUEST_FILTER_INIT                                                                 \
+    {                                                                                              \
+        (custos_state)0, NULL, NULL, NULL, 50, NULL                                                \
+    }
+
+/* One page of requests, newest first (created, then id, descending), filtered
+ * in the store through its indexes. @p next_cursor (capacity @p cap >=
+ * CUSTOS_CURSOR_MAX) gets the opaque cursor of the next page, "" on the last.
+ * CUSTOS_ERR_MALFORMED (field "cursor") for a cursor this did not make;
+ * CUSTOS_ERR_ARG for a bad limit or filter value. */
+CUSTOS_NODISCARD custos_err custos_engine_request_query(custos_engine *e,
+                                                        const custos_request_filter *f,
+                                                        custos_request_cb cb, void *ctx,
+                                                        char *next_cursor, size_t cap);
+/* Requests per state: out[state] for each custos_state, out[0] the total;
+ * @p system / @p component NULL for all. Kept by the store as counters, so
+ * constant time whatever the number of requests. */
+CUSTOS_NODISCARD custos_err custos_engine_request_counts(size_t out[8], custos_engine *e,
+                                                         const char *system, const char *component);
+/* The request as custos_request_summary_json plus "hardware_id",
+ * "identity" {serial, hardware_id, model, firmware, manufacturer{}},
+ * "metadata" {}, "keys" [{name, alg, usage[]}], "signer" {subject, serial,
+ * not_after, kind "bootstrap"|"device"}, "certificates" [{template, serial,
+ * subject, not_before, not_after, sha256}], "history" [audit entries whose
+ * object is this request or its device, oldest first, as custos_audit_entry
+ * JSON]. */
+CUSTOS_NODISCARD custos_err custos_engine_request_detail(json_t **out, custos_engine *e,
+                                                         const char *id);
+
+/* Systems: @p cb gets the name and its canonical system.json, by name. */
+typedef int (*custos_system_cb)(const char *name, const char *json, void *ctx);
+CUSTOS_NODISCARD custos_err custos_engine_system_list(custos_engine *e, custos_system_cb cb,
+                                                      void *ctx);
+/* The canonical system.json of @p name (malloc'd). CUSTOS_ERR_NOT_FOUND. */
+CUSTOS_NODISCARD custos_err custos_engine_system_get(char **out_json, custos_engine *e,
+                                                     const char *name);
+
+typedef struct custos_package_info {
+    char package_id[CUSTOS_ID_LEN + 1];
+    char system[CUSTOS_MAX_NAME_LEN + 1];
+    int64_t created;
+    int64_t expires;
+    int has_file; /* the .mcpp is stored (packages made by this version) */
+} custos_package_info;
+typedef int (*custos_package_cb)(const custos_package_info *p, void *ctx);
+
+/* custos_engine_package_create, also telling what was made. The .mcpp
+ * (passphrase-protected) is stored with the record for later download. */
+CUSTOS_NODISCARD custos_err custos_engine_package_create_ex(
+    custos_package_info *out_info, uint8_t **out, size_t *out_len, custos_engine *e,
+    const char *system, const char *passphrase, size_t passphrase_len, unsigned valid_days,
+    const custos_actor *actor);
+/* One page of packages, newest first; @p system NULL for all; @p limit
+ * 1..CUSTOS_LIST_MAX (0: 50); cursors as for request_query. */
+CUSTOS_NODISCARD custos_err custos_engine_package_list(custos_engine *e, const char *system,
+                                                       size_t limit, const char *cursor,
+                                                       custos_package_cb cb, void *ctx,
+                                                       char *next_cursor, size_t cap);
+/* The stored .mcpp of package @p id (malloc'd). CUSTOS_ERR_NOT_FOUND for an
+ * unknown package or one made before packages were stored. */
+CUSTOS_NODISCARD custos_err custos_engine_package_get_file(uint8_t **out, size_t *out_len,
+                                                           custos_engine *e, const char *id);
+
+/* The audit trail for the API. */
+typedef struct custos_audit_entry {
+    int64_t seq;
+    int64_t time;
+    const char *actor;
+    const char *from;
+    const char *action;
+    const char *object;
+    const char *detail; /* JSON object text */
+} custos_audit_entry;
+typedef int (*custos_audit_cb)(const custos_audit_entry *a, void *ctx);
+
+typedef struct custos_audit_filter {
+    const char *actor;  /* NULL: any; else exact */
+    const char *action; /* NULL: any; else exact */
+    const char *object; /* NULL: any; else exact */
+    int64_t since;      /* 0: any; else time >= since */
+    int64_t until;      /* 0: any; else time < until */
+    size_t limit;       /* 1..CUSTOS_LIST_MAX; 0: 50 */
+    const char *cursor; /* NULL: newest first; else a next_cursor */
+} custos_audit_filter;
+#define CUSTOS_AUDIT_FILTER_INIT                                                                   \
+    {                                                                                              \
+        NULL, NULL, NULL, 0, 0, 50, NULL                                                           \
+    }
+
+/* {"seq", "time" (RFC 3339), "actor", "from", "action", "object", "detail" {}}. */
+CUSTOS_NODISCARD custos_err custos_audit_entry_json(json_t **out, const custos_audit_entry *a);
+/* One page of audit entries, newest first. Borrowed strings live for the call. */
+CUSTOS_NODISCARD custos_err custos_engine_audit_list(custos_engine *e, const custos_audit_filter *f,
+                                                     custos_audit_cb cb, void *ctx,
+                                                     char *next_cursor, size_t cap);
+
+/* ==== TLS for custosd serve ============================================== */
+
+/* A server SSL_CTX (caller frees): TLS 1.2 minimum; the TLS server
+ * certificate made by init (ECDSA P-256) with its key from the keystore and
+ * its chain below the root; groups X25519:P-256; client certificates
+ * requested but optional (SSL_VERIFY_PEER), verified against the Root of
+ * Trust only (device certificates chain to it through their system's issuing
+ * CA, which the client sends; the mock root is not trusted); a server-side
+ * session cache and session tickets, so resumed handshakes are cheap. One
+ * SSL_CTX serves every worker thread. */
+CUSTOS_NODISCARD custos_err custos_engine_ssl_ctx(SSL_CTX **out, custos_engine *e);
 
 #endif

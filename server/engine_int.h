@@ -31,10 +31,16 @@ typedef struct engine_system {
     EVP_PKEY *key;
 } engine_system;
 
+/* What engines opened from one another share (custos_engine_open_shared):
+ * the signer-chain cache, verified against the trust store they also share.
+ * Reference counted; the cache and X509_STORE are thread-safe. */
+typedef struct engine_shared engine_shared;
+
 struct custos_engine {
     char dir[PATH_MAX];
     custos_store *st;
     custos_keystore *ks;
+    engine_shared *shared;
     X509 *root;
     EVP_PKEY *root_key;
     X509 *bootstrap_ca;
@@ -47,11 +53,14 @@ struct custos_engine {
     EVP_PKEY *mock_root_key;
     X509 *mock_prof_cert;
     EVP_PKEY *mock_prof_key;
-    X509_STORE *trust;               /* the root: verifies requests */
-    custos_chain_cache *signers;     /* request signer chains verified against trust */
+    /* Every certificate and key above is a reference this engine holds. */
+    X509_STORE *trust;               /* the root + verified CAs as anchors (shared) */
+    custos_chain_cache *signers;     /* request signer chains verified against trust (shared) */
     STACK_OF(X509) *bootstrap_chain; /* [bootstrap CA] */
-    STACK_OF(X509) *system_cas;      /* every system's issuing CA (borrowed refs) */
-    engine_system *systems;
+    /* Systems loaded so far: another engine may create more at any time, so
+     * a lookup that misses asks the store (custos_engine_system). Entries
+     * never move (an array of pointers) and are never removed. */
+    engine_system **systems;
     size_t n_systems;
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
@@ -61,15 +70,39 @@ struct custos_engine {
 };
 
 int64_t custos_engine_now(const custos_engine *e);
-const engine_system *custos_engine_system(const custos_engine *e, const char *name);
+/* The system @p name, loaded from the store when this engine has not seen
+ * it yet; NULL (with the error set: CUSTOS_ERR_NOT_FOUND, or the load's
+ * failure) when there is none. */
+const engine_system *custos_engine_system(custos_engine *e, const char *name);
+
+/* base64url without padding of @p in into @p out (capacity @p cap, NUL
+ * included); CUSTOS_ERR_TOO_LARGE when it does not fit. */
+CUSTOS_NODISCARD custos_err custos_engine_b64url(char *out, size_t cap, const uint8_t *in,
+                                                 size_t len);
+/* Decode base64url without padding; CUSTOS_ERR_MALFORMED naming @p field. */
+CUSTOS_NODISCARD custos_err custos_engine_b64url_decode(uint8_t *out, size_t cap, size_t *out_len,
+                                                        const char *in, const char *field);
+/* The opaque list cursor for (created, id) and back. */
+CUSTOS_NODISCARD custos_err custos_engine_cursor_encode(char *out, size_t cap, int64_t created,
+                                                        const char *id);
+CUSTOS_NODISCARD custos_err custos_engine_cursor_decode(custos_store_cursor *out,
+                                                        const char *cursor);
+
+/* Store transactions for the engine sources. */
+CUSTOS_NODISCARD custos_err custos_engine_tx_begin(custos_engine *e, int *in_tx);
+CUSTOS_NODISCARD custos_err custos_engine_tx_commit(custos_engine *e, int *in_tx);
+void custos_engine_tx_end(custos_engine *e, int *in_tx);
 /* Audit through the engine's store and clock. */
 CUSTOS_NODISCARD custos_err custos_engine_audit(custos_engine *e, const custos_actor *actor,
                                                 const char *action, const char *object,
                                                 const json_t *detail);
 
 /* server/ca/hierarchy.c */
+/* @p tls_san: the TLS server certificate's subjectAltName (OpenSSL config
+ * syntax), NULL for CUSTOS_CA_TLS_SAN_DEFAULT. */
 CUSTOS_NODISCARD custos_err custos_ca_hierarchy_create(custos_store *st, custos_keystore *ks,
-                                                       const char *dir, int64_t now);
+                                                       const char *dir, const char *tls_san,
+                                                       int64_t now);
 CUSTOS_NODISCARD custos_err custos_ca_system_create(X509 **out_cert, EVP_PKEY **out_key,
                                                     const char *system, X509 *root,
                                                     EVP_PKEY *root_key, int64_t now);

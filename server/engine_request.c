@@ -324,6 +324,7 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     memcpy(r.sum.serial, d->serial, sizeof(r.sum.serial));
     memcpy(r.sum.model, d->model, sizeof(r.sum.model));
     memcpy(r.sum.firmware, d->firmware, sizeof(r.sum.firmware));
+    memcpy(r.hardware_id, d->hardware_id, sizeof(r.hardware_id));
     snprintf(r.sum.via, sizeof(r.sum.via), "%s", via);
     r.sum.created = now;
     r.sum.updated = now;

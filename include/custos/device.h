@@ -214,7 +214,9 @@ CUSTOS_NODISCARD custos_err custos_device_rotate(uint8_t **out_request, size_t *
 /**
  * A JSON description of the device files in @p port's storage for people and
  * scripts (state "empty" | "pending" | "provisioned" | "rotating", ids,
- * certificates with validity and fingerprints). Never contains key material.
+ * certificates with validity and fingerprints; "receipt_pending": true while a
+ * connected-mode install receipt waits to be accepted). Never contains key
+ * material.
  * *out is malloc'd (free()).
  */
 CUSTOS_NODISCARD custos_err custos_device_status(char **out_json, const custos_port *port);

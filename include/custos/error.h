@@ -52,6 +52,8 @@ enum custos_err_code {
     CUSTOS_ERR_POP = -23,         /**< "proof_of_possession": a CSR signature does not verify */
     CUSTOS_ERR_EXISTS = -24,      /**< "already_exists" */
     CUSTOS_ERR_LIMIT = -25,       /**< "limit_exceeded": a field or metadata limit */
+    CUSTOS_ERR_AUTH = -26, /**< "unauthenticated": no, unknown, expired or revoked credential */
+    CUSTOS_ERR_FORBIDDEN = -27, /**< "forbidden": the credential's role does not allow this */
 };
 
 /** Detail of a failure: code, a sentence for a person, and the field or limit. */

@@ -33,23 +33,43 @@ extern "C" {
 /** Maximum length of the device secret, in bytes. */
 #define CUSTOS_DEVICE_SECRET_MAX 64
 
-/** One HTTP exchange for connected mode (filled by the library, answered by the port). */
+/**
+ * One HTTPS exchange for connected mode, filled by the library and answered
+ * by the port's transport callback (docs/porting.md).
+ */
 typedef struct custos_http_request {
     const char *method;       /**< "GET" or "POST" */
     const char *url;          /**< absolute https URL */
     const char *content_type; /**< NULL for no body */
     const uint8_t *body;
     size_t body_len;
-    const uint8_t *trust_der; /**< DER certificates (concatenated) the server must chain to */
+    /**
+     * The trust anchors (DER certificates, concatenated) the server's
+     * certificate must chain to: the only ones. Never empty.
+     */
+    const uint8_t *trust_der;
     size_t trust_der_len;
+    /** The longest response body the library accepts; the port may refuse a longer one. */
+    size_t max_response;
 } custos_http_request;
 
+/**
+ * The answer to a ::custos_http_request. The library zeroes it before the
+ * call; the port fills what it received. An HTTP error status is an answer,
+ * not a failure: the callback returns 0 for any response it received.
+ */
 typedef struct custos_http_response {
     long status;   /**< HTTP status, 0 if no response */
     uint8_t *body; /**< malloc'd by the port; the library frees it with free() */
     size_t body_len;
-    char content_type[128];
-    long retry_after; /**< seconds from Retry-After, or -1 */
+    char content_type[128]; /**< the Content-Type header, "" if absent */
+    long retry_after;       /**< seconds from Retry-After, or -1 */
+    char request_id[64];    /**< the X-Request-Id header, "" if absent (for logs) */
+    /**
+     * When the callback fails (no response: DNS, connection, TLS, timeout),
+     * a sentence naming what failed, for the library's error message.
+     */
+    char error[512];
 } custos_http_response;
 
 typedef struct custos_port {
@@ -92,7 +112,12 @@ typedef struct custos_port {
 
     /**
      * Optional (connected mode): perform one HTTPS exchange, verifying the
-     * server against @p req->trust_der. NULL if the platform has no network.
+     * server's certificate chain against @p req->trust_der only and its name
+     * against the URL's host; TLS 1.2 or later, no redirects. Return 0 with
+     * @p out filled for any HTTP response (4xx and 5xx included), or a
+     * negative code (::CUSTOS_ERR_IO for network and TLS failures, with
+     * @p out->error set) when there is none. NULL if the platform has no
+     * network (custos_connect_step() then answers ::CUSTOS_ERR_NOT_PROVIDED).
      */
     custos_err (*transport)(custos_http_response *out, const custos_http_request *req, void *ctx);
 

@@ -25,6 +25,9 @@
 #define CUSTOS_AUTH_MOCK_PROFILE_SIGNING "mock-profile-signing"
 #define CUSTOS_AUTH_SYSTEM_PREFIX "system." /* + system name */
 
+/* subjectAltName of the TLS server certificate; init may add names. */
+#define CUSTOS_CA_TLS_SAN_DEFAULT "DNS:localhost,IP:127.0.0.1,IP:::1"
+
 /* What an infrastructure certificate (CA, signing, TLS) looks like. */
 typedef struct custos_ca_spec {
     const char *cn;

@@ -185,7 +185,7 @@ out:
 }
 
 custos_err custos_ca_hierarchy_create(custos_store *st, custos_keystore *ks, const char *dir,
-                                      int64_t now)
+                                      const char *tls_san, int64_t now)
 {
     char eku_pkg[128], eku_prof[128];
     const authority_def defs[] = {
@@ -211,7 +211,8 @@ custos_err custos_ca_hierarchy_create(custos_store *st, custos_keystore *ks, con
         {CUSTOS_AUTH_TLS_SERVER,
          CUSTOS_ALG_ECDSA_P256,
          CUSTOS_AUTH_ROOT,
-         {"localhost", 0, -1, 825, "serverAuth", "DNS:localhost,IP:127.0.0.1,IP:::1", NULL}},
+         {"localhost", 0, -1, 825, "serverAuth",
+          tls_san != NULL ? tls_san : CUSTOS_CA_TLS_SAN_DEFAULT, NULL}},
         {CUSTOS_AUTH_MOCK_ROOT,
          CUSTOS_ALG_ECDSA_P256,
          NULL,

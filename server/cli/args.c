@@ -22,8 +22,11 @@
 
 typedef struct option_def {
     const char *name;
-    size_t offset; /* of the const char * field; SIZE_MAX for flags */
+    size_t offset; /* of the const char * field; SIZE_MAX for flags, OPT_REPEAT */
 } option_def;
+
+/* --server-name: repeatable, collected into a->server_names. */
+#define OPT_REPEAT (SIZE_MAX - 1)
 
 static const option_def option_defs[] = {
     {"data", offsetof(cli_args, data)},
@@ -36,6 +39,12 @@ static const option_def option_defs[] = {
     {"state", offsetof(cli_args, state)},
     {"component", offsetof(cli_args, component)},
     {"serial", offsetof(cli_args, serial)},
+    {"role", offsetof(cli_args, role)},
+    {"user", offsetof(cli_args, user)},
+    {"name", offsetof(cli_args, name)},
+    {"days", offsetof(cli_args, days)},
+    {"password-file", offsetof(cli_args, password_file)},
+    {"server-name", OPT_REPEAT},
     {"json", SIZE_MAX},
 };
 
@@ -110,6 +119,13 @@ int cli_parse_args(cli_args *a, const cli_command *c, int argc, char **argv)
                 return cli_usage_error(c, "option '--%s' needs a value", name);
             value = argv[++i];
         }
+        if (def->offset == OPT_REPEAT) {
+            if (a->n_server_names >= CLI_MAX_REPEAT)
+                return cli_usage_error(c, "option '--%s' given more than %d times", name,
+                                       CLI_MAX_REPEAT);
+            a->server_names[a->n_server_names++] = value;
+            continue;
+        }
         const char **slot = (const char **)(void *)((char *)a + def->offset);
         if (*slot != NULL)
             return cli_usage_error(c, "option '--%s' given twice", name);
@@ -123,7 +139,8 @@ int cli_parse_args(cli_args *a, const cli_command *c, int argc, char **argv)
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
         for (size_t k = 0; k < sizeof(option_defs) / sizeof(option_defs[0]); k++) {
             const option_def *d = &option_defs[k];
-            if (strlen(d->name) != len || strncmp(d->name, p, len) != 0)
+            if (strlen(d->name) != len || strncmp(d->name, p, len) != 0 ||
+                d->offset == OPT_REPEAT || d->offset == SIZE_MAX)
                 continue;
             if (*(const char *const *)(const void *)((const char *)a + d->offset) == NULL)
                 return cli_usage_error(c, "option '--%s' is required", d->name);

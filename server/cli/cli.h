@@ -14,6 +14,7 @@
 #define EXIT_USAGE 2
 #define PASSPHRASE_MAX 1024
 #define MAX_POSITIONAL 2
+#define CLI_MAX_REPEAT 16 /* values of a repeatable option */
 
 /* ---- arguments and the command table -------------------------------------- */
 
@@ -28,6 +29,13 @@ typedef struct cli_args {
     const char *state;
     const char *component;
     const char *serial;
+    const char *role;
+    const char *user;
+    const char *name;
+    const char *days;
+    const char *password_file;
+    const char *server_names[CLI_MAX_REPEAT]; /* --server-name, repeatable */
+    size_t n_server_names;
     int json;
     int help;
     const char *pos[MAX_POSITIONAL];
@@ -77,6 +85,9 @@ int cli_cmd_system_create(const cli_args *a);
 int cli_cmd_package_create(const cli_args *a);
 int cli_cmd_mock_create(const cli_args *a);
 int cli_cmd_audit_verify(const cli_args *a);
+int cli_cmd_user_create(const cli_args *a);
+int cli_cmd_user_password(const cli_args *a);
+int cli_cmd_token_create(const cli_args *a);
 
 int cli_cmd_request_import(const cli_args *a);
 int cli_cmd_request_approve(const cli_args *a);

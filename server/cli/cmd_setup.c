@@ -1,5 +1,6 @@
 /* custosd subcommands that set up the CA: init, system create, package create,
- * mock create, audit verify. */
+ * mock create, audit verify; operators for air-gapped administration: user
+ * create, user password, token create. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -20,15 +21,33 @@
 
 int cli_cmd_init(const cli_args *a)
 {
-    custos_err ret = custos_engine_init(a->data);
-    if (ret < 0)
-        return cli_fail(ret);
-    printf("initialised data directory %s\n", a->data);
+    custos_init_options o = CUSTOS_INIT_OPTIONS_INIT;
+    char pw[CUSTOS_PASSWORD_GEN_LEN + 1];
     char root[PATH_MAX];
     struct stat st;
+    custos_err ret;
+
+    memset(pw, 0, sizeof(pw));
+    o.server_names = a->server_names;
+    o.n_server_names = a->n_server_names;
+    o.admin_password = pw;
+    o.admin_password_cap = sizeof(pw);
+    ret = custos_engine_init_ex(a->data, &o);
+    if (ret < 0) {
+        OPENSSL_cleanse(pw, sizeof(pw));
+        return cli_fail(ret);
+    }
+    printf("initialised data directory %s\n", a->data);
     if (snprintf(root, sizeof(root), "%s/root.pem", a->data) < (int)sizeof(root) &&
         stat(root, &st) == 0)
         printf("Root of Trust certificate: %s\n", root);
+    printf("TLS server certificate names: localhost, 127.0.0.1, ::1");
+    for (size_t i = 0; i < a->n_server_names; i++)
+        printf(", %s", a->server_names[i]);
+    printf("\nfirst operator: %s, password: %s (shown once: keep it safe, and change it with "
+           "'custosd user password' or after signing in)\n",
+           CUSTOS_FIRST_ADMIN, pw);
+    OPENSSL_cleanse(pw, sizeof(pw));
     return 0;
 }
 
@@ -131,6 +150,109 @@ int cli_cmd_audit_verify(const cli_args *a)
     printf("audit trail ok: %zu entries, hash chain intact\n", count);
     ret = CUSTOS_OK;
 out:
+    custos_engine_free(e);
+    return ret < 0 ? cli_fail(ret) : 0;
+}
+
+/* ---- operators ------------------------------------------------------------- */
+
+/* The password in --password-file, or none (then one is generated). */
+static custos_err password_arg(char out[PASSPHRASE_MAX + 1], int *given, const cli_args *a)
+{
+    size_t len = 0;
+    *given = 0;
+    memset(out, 0, PASSPHRASE_MAX + 1);
+    if (a->password_file == NULL)
+        return CUSTOS_OK;
+    *given = 1;
+    return cli_read_passphrase(out, &len, a->password_file);
+}
+
+int cli_cmd_user_create(const cli_args *a)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    custos_actor actor = cli_actor();
+    custos_role role = custos_role_from_name(a->role);
+    char given[PASSPHRASE_MAX + 1], made[CUSTOS_PASSWORD_GEN_LEN + 1];
+    int have = 0;
+
+    memset(made, 0, sizeof(made));
+    memset(given, 0, sizeof(given));
+    if (role == 0)
+        return cli_usage_error(cli_find_command("user", "create"),
+                               "--role must be admin, approver, technician or auditor, got '%s'",
+                               a->role);
+    CUSTOS_GUARD(password_arg(given, &have, a));
+    CUSTOS_GUARD(cli_engine_open(&e, a->data));
+    CUSTOS_GUARD(custos_engine_user_create(e, a->pos[0], role, have ? given : NULL, made,
+                                           sizeof(made), &actor));
+    printf("operator %s created with role %s\n", a->pos[0], custos_role_name(role));
+    if (!have)
+        printf("password: %s (shown once)\n", made);
+    ret = CUSTOS_OK;
+out:
+    OPENSSL_cleanse(given, sizeof(given));
+    OPENSSL_cleanse(made, sizeof(made));
+    custos_engine_free(e);
+    return ret < 0 ? cli_fail(ret) : 0;
+}
+
+int cli_cmd_user_password(const cli_args *a)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    custos_actor actor = cli_actor();
+    char given[PASSPHRASE_MAX + 1], made[CUSTOS_PASSWORD_GEN_LEN + 1];
+    int have = 0;
+
+    memset(made, 0, sizeof(made));
+    memset(given, 0, sizeof(given));
+    CUSTOS_GUARD(password_arg(given, &have, a));
+    CUSTOS_GUARD(cli_engine_open(&e, a->data));
+    CUSTOS_GUARD(custos_engine_user_set_password(e, a->pos[0], have ? given : NULL, made,
+                                                 sizeof(made), &actor));
+    printf("new password set for operator %s; their sessions have ended\n", a->pos[0]);
+    if (!have)
+        printf("password: %s (shown once)\n", made);
+    ret = CUSTOS_OK;
+out:
+    OPENSSL_cleanse(given, sizeof(given));
+    OPENSSL_cleanse(made, sizeof(made));
+    custos_engine_free(e);
+    return ret < 0 ? cli_fail(ret) : 0;
+}
+
+int cli_cmd_token_create(const cli_args *a)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_engine *e = NULL;
+    custos_actor actor = cli_actor();
+    char id[CUSTOS_ID_LEN + 1], tok[CUSTOS_SECRET_TEXT_MAX];
+    unsigned long days = 90;
+
+    memset(tok, 0, sizeof(tok));
+    if (a->days != NULL) {
+        char *end = NULL;
+        errno = 0;
+        days = strtoul(a->days, &end, 10);
+        if (errno != 0 || end == a->days || *end != '\0' || a->days[0] == '-' || days < 1 ||
+            days > CUSTOS_TOKEN_MAX_DAYS)
+            return cli_usage_error(cli_find_command("token", "create"),
+                                   "--days must be 1..%d, got '%s'", CUSTOS_TOKEN_MAX_DAYS,
+                                   a->days);
+    }
+    CUSTOS_GUARD(cli_engine_open(&e, a->data));
+    CUSTOS_GUARD(custos_engine_token_create(id, tok, sizeof(tok), e, a->user, a->name,
+                                            (unsigned)days, &actor));
+    printf("API token %s created for operator %s (name %s), valid %lu days\n", id, a->user, a->name,
+           days);
+    printf("token: %s\n(shown once: send it as 'Authorization: Bearer <token>'; revoke it with "
+           "DELETE /api/v1/tokens/%s)\n",
+           tok, id);
+    ret = CUSTOS_OK;
+out:
+    OPENSSL_cleanse(tok, sizeof(tok));
     custos_engine_free(e);
     return ret < 0 ? cli_fail(ret) : 0;
 }

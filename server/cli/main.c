@@ -1,12 +1,14 @@
-/* custosd: the CA daemon. For now its admin subcommands, which work directly on
- * the data directory (air-gapped installations); the HTTPS API comes later.
- * This file: the command table, dispatch and help; the subcommands are in
- * cmd_*.c, argument parsing and shared helpers in args.c. */
+/* custosd: the CA daemon. `custosd serve` is the HTTPS service (cmd_serve.c,
+ * with its own options); the admin subcommands work directly on the data
+ * directory (air-gapped installations). This file: the command table,
+ * dispatch and help; the subcommands are in cmd_*.c, argument parsing and
+ * shared helpers in args.c. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "serve.h"
 #include "custos/custos.h"
 
 /* ---- command table and help ----------------------------------------------- */
@@ -103,10 +105,12 @@ static void print_help(FILE *f)
 {
     fputs("custosd " CUSTOS_VERSION_STRING " - the Custos CA: systems, provisioning packages,\n"
           "requests, certified profiles and the audit trail.\n\n"
-          "Admin subcommands work directly on the data directory (air-gapped installations).\n"
-          "The HTTPS API and the web console come in a later release.\n\n"
+          "`custosd serve` runs the HTTPS service: the device protocol and the operator API\n"
+          "(docs/api.md). The other commands work directly on the data directory (air-gapped\n"
+          "installations).\n\n"
           "commands:\n",
           f);
+    fprintf(f, "  %s\n", cli_serve_synopsis);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %s\n", commands[i].synopsis);
     fputs("\n  custosd help COMMAND [SUBCOMMAND]   help on one command\n\n"
@@ -158,8 +162,17 @@ int main(int argc, char **argv)
         printf("custosd %s\n", CUSTOS_VERSION_STRING);
         return 0;
     }
-    if (strcmp(group, "help") == 0)
+    if (strcmp(group, "help") == 0) {
+        if (argc > 2 && strcmp(argv[2], "serve") == 0) {
+            printf("usage: %s\n\n%s\n", cli_serve_synopsis, cli_serve_help);
+            return 0;
+        }
         return cmd_help(argc - 2, argv + 2);
+    }
+    if (strcmp(group, "serve") == 0) {
+        custos_error_clear();
+        return cli_cmd_serve(argc - 2, argv + 2);
+    }
     if (!group_exists(group))
         return cli_usage_error(NULL, "unknown command '%s'", group);
     const cli_command *c = cli_find_command(group, NULL);

@@ -14,47 +14,13 @@
 #include "internal/util.h"
 #include "store/sqlite_int.h"
 
-#define SCHEMA_VERSION 1
 _Static_assert(CUSTOS_STATE_PROVISIONED == 4, "S_REQ_LATEST_PROVISIONED hard-codes the state");
-#define BUSY_TIMEOUT_MS 5000
-
-static const char SCHEMA[] =
-    "CREATE TABLE authorities(name TEXT PRIMARY KEY, der BLOB NOT NULL, created INTEGER NOT NULL);"
-    "CREATE TABLE systems(name TEXT PRIMARY KEY, json TEXT NOT NULL, created INTEGER NOT NULL);"
-    "CREATE TABLE packages(id TEXT PRIMARY KEY, system TEXT NOT NULL REFERENCES systems(name),"
-    " created INTEGER NOT NULL, expires INTEGER NOT NULL, cert BLOB NOT NULL);"
-    "CREATE INDEX packages_system ON packages(system, created);"
-    "CREATE TABLE requests(id TEXT PRIMARY KEY, device_id TEXT NOT NULL, state INTEGER NOT NULL,"
-    " kind TEXT NOT NULL, via TEXT NOT NULL, system TEXT NOT NULL REFERENCES systems(name),"
-    " component TEXT NOT NULL, serial TEXT NOT NULL, model TEXT NOT NULL, firmware TEXT NOT NULL,"
-    " package_id TEXT NOT NULL, signer_serial TEXT NOT NULL, duplicate_serial INTEGER NOT NULL,"
-    " reason TEXT NOT NULL, expires INTEGER NOT NULL, created INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL, digest BLOB NOT NULL, der BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX requests_digest ON requests(digest);"
-    "CREATE INDEX requests_state ON requests(state, created);"
-    "CREATE INDEX requests_component ON requests(system, component, created);"
-    "CREATE INDEX requests_serial ON requests(serial);"
-    "CREATE INDEX requests_device ON requests(device_id, created);"
-    "CREATE INDEX requests_created ON requests(created, id);"
-    "CREATE TABLE certificates(serial TEXT NOT NULL, request_id TEXT REFERENCES requests(id),"
-    " device_id TEXT NOT NULL, template TEXT NOT NULL, issuer TEXT NOT NULL,"
-    " mock INTEGER NOT NULL, not_after INTEGER NOT NULL, created INTEGER NOT NULL,"
-    " der BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX certificates_serial ON certificates(serial);"
-    "CREATE INDEX certificates_request ON certificates(request_id);"
-    "CREATE TABLE profiles(request_id TEXT PRIMARY KEY REFERENCES requests(id),"
-    " der BLOB NOT NULL, created INTEGER NOT NULL);"
-    "CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL,"
-    " origin TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL,"
-    " hash BLOB NOT NULL);"
-    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
-    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
+#define BUSY_TIMEOUT_MS 10000
 
 #define REQ_COLS                                                                                   \
     "id, device_id, state, kind, via, system, component, serial, model, firmware,"                 \
-    " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest"
+    " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest,"     \
+    " hardware_id"
 
 const char *const custos_sq_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -66,11 +32,13 @@ const char *const custos_sq_sql[S_COUNT] = {
     [S_SYS_PUT] = "INSERT INTO systems(name, json, created) VALUES(?1, ?2, ?3)",
     [S_SYS_GET] = "SELECT json FROM systems WHERE name = ?1",
     [S_SYS_LIST] = "SELECT name, json FROM systems ORDER BY name",
-    [S_PKG_PUT] = "INSERT INTO packages(id, system, created, expires, cert) VALUES(?1,?2,?3,?4,?5)",
-    [S_PKG_GET] = "SELECT id, system, created, expires, cert FROM packages WHERE id = ?1",
+    [S_PKG_PUT] = "INSERT INTO packages(id, system, created, expires, cert, file)"
+                  " VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_PKG_GET] = "SELECT id, system, created, expires, cert, file IS NOT NULL FROM packages"
+                  " WHERE id = ?1",
     [S_PKG_LIST] = "SELECT id, cert FROM packages WHERE system = ?1 ORDER BY created DESC, id",
     [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ", der) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-                     "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+                     "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
     [S_REQ_GET] = "SELECT " REQ_COLS ", der FROM requests WHERE id = ?1",
     [S_REQ_DIGEST] = "SELECT " REQ_COLS ", der FROM requests WHERE digest = ?1",
     [S_REQ_STATE] = "UPDATE requests SET state = ?3, reason = ?4, updated = ?5"
@@ -98,6 +66,54 @@ const char *const custos_sq_sql[S_COUNT] = {
     [S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [S_AUDIT_ITER] = "SELECT seq, time, actor, origin, action, object, detail, hash FROM audit"
                      " ORDER BY seq",
+    [S_USER_INSERT] = "INSERT INTO users(username, role, pw_hash, created, disabled)"
+                      " VALUES(?1,?2,?3,?4,?5)",
+    [S_USER_GET] = "SELECT username, role, pw_hash, created, disabled FROM users"
+                   " WHERE username = ?1",
+    [S_USER_SET_PW] = "UPDATE users SET pw_hash = ?2 WHERE username = ?1",
+    [S_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE username = ?1",
+    [S_USER_LIST] = "SELECT username, role, pw_hash, created, disabled FROM users"
+                    " ORDER BY username",
+    [S_CRED_INSERT] = "INSERT INTO credentials(id, kind, hash, username, name, csrf, origin,"
+                      " created, expires, revoked) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [S_CRED_GET_HASH] = "SELECT c.id, c.kind, c.hash, c.username, c.name, c.csrf, c.origin,"
+                        " c.created, c.expires, c.revoked, u.role, u.disabled"
+                        " FROM credentials c JOIN users u ON u.username = c.username"
+                        " WHERE c.hash = ?1",
+    [S_CRED_GET] = "SELECT c.id, c.kind, c.hash, c.username, c.name, c.csrf, c.origin,"
+                   " c.created, c.expires, c.revoked, u.role, u.disabled"
+                   " FROM credentials c JOIN users u ON u.username = c.username"
+                   " WHERE c.id = ?1",
+    [S_CRED_REVOKE] = "UPDATE credentials SET revoked = ?2 WHERE id = ?1 AND revoked = 0",
+    [S_CRED_REVOKE_USER] = "UPDATE credentials SET revoked = ?3"
+                           " WHERE username = ?1 AND kind = ?2 AND revoked = 0",
+    [S_CRED_LIST] = "SELECT c.id, c.kind, c.hash, c.username, c.name, c.csrf, c.origin,"
+                    " c.created, c.expires, c.revoked, u.role, u.disabled"
+                    " FROM credentials c JOIN users u ON u.username = c.username"
+                    " WHERE c.kind = ?1 ORDER BY c.created DESC, c.id DESC",
+    [S_POL_GET] = "SELECT mode, updated FROM policies WHERE system = ?1",
+    [S_POL_COUNT] = "SELECT count(*) FROM policy_serials WHERE system = ?1 AND list = ?2",
+    [S_POL_PUT] = "INSERT INTO policies(system, mode, updated) VALUES(?1, ?2, ?3)"
+                  " ON CONFLICT(system) DO UPDATE SET mode = excluded.mode,"
+                  " updated = excluded.updated",
+    [S_POL_CLEAR] = "DELETE FROM policy_serials WHERE system = ?1 AND list = ?2",
+    [S_POL_ADD] = "INSERT OR IGNORE INTO policy_serials(system, list, serial) VALUES(?1, ?2, ?3)",
+    [S_POL_HAS] = "SELECT 1 FROM policy_serials WHERE system = ?1 AND list = ?2 AND serial = ?3",
+    [S_POL_ITER] = "SELECT serial FROM policy_serials WHERE system = ?1 AND list = ?2"
+                   " ORDER BY serial",
+    [S_PKG_FILE] = "SELECT file FROM packages WHERE id = ?1 AND file IS NOT NULL",
+    [S_RCPT_PUT] = "INSERT INTO receipts(request_id, der, created) VALUES(?1, ?2, ?3)",
+    [S_COUNTS] = "SELECT state, sum(n) FROM request_counts GROUP BY state",
+    [S_COUNTS_SYSTEM] = "SELECT state, sum(n) FROM request_counts WHERE system = ?1"
+                        " GROUP BY state",
+    [S_COUNTS_COMPONENT] = "SELECT state, sum(n) FROM request_counts WHERE system = ?1"
+                           " AND component = ?2 GROUP BY state",
+    /* How many rows a search prefix matches, counted up to ?3 through the
+     * serial and hardware-id indexes. */
+    [S_REQ_PREFIX_PROBE] = "SELECT (SELECT count(*) FROM (SELECT 1 FROM requests"
+                           " WHERE serial >= ?1 AND serial < ?2 LIMIT ?3))"
+                           " + (SELECT count(*) FROM (SELECT 1 FROM requests"
+                           " WHERE hardware_id >= ?1 AND hardware_id < ?2 LIMIT ?3))",
 };
 
 custos_err custos_sq_error(const sq *s, custos_err code, const char *what)
@@ -117,6 +133,19 @@ custos_err custos_sq_stmt(sqlite3_stmt **out, sq *s, enum stmt_id id)
     sqlite3_reset(s->stmts[id]);
     sqlite3_clear_bindings(s->stmts[id]);
     *out = s->stmts[id];
+    return CUSTOS_OK;
+}
+
+custos_err custos_sq_stmt_dyn(sqlite3_stmt **out, sq *s, sqlite3_stmt **slot, const char *sql)
+{
+    *out = NULL;
+    if (*slot == NULL) {
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK)
+            return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "prepare");
+    }
+    sqlite3_reset(*slot);
+    sqlite3_clear_bindings(*slot);
+    *out = *slot;
     return CUSTOS_OK;
 }
 
@@ -223,6 +252,12 @@ static void sq_rollback(void *ctx)
         return;
     (void)exec_simple(s, S_ROLLBACK, "rollback");
     s->in_tx = 0;
+}
+
+static int sq_in_tx(void *ctx)
+{
+    const sq *s = ctx;
+    return s->in_tx;
 }
 
 /* ---- blobs by name -------------------------------------------------------- */
@@ -347,7 +382,9 @@ static custos_err sq_package_put(void *ctx, const custos_store_package *p)
         return ret;
     if (custos_sq_bind_text(st, 1, p->id) || custos_sq_bind_text(st, 2, p->system) ||
         sqlite3_bind_int64(st, 3, p->created) || sqlite3_bind_int64(st, 4, p->expires) ||
-        custos_sq_bind_blob(st, 5, p->cert_der, p->cert_len)) {
+        custos_sq_bind_blob(st, 5, p->cert_der, p->cert_len) ||
+        (p->file != NULL ? custos_sq_bind_blob(st, 6, p->file, p->file_len)
+                         : sqlite3_bind_null(st, 6))) {
         custos_sq_done(st);
         return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "package");
     }
@@ -376,6 +413,7 @@ static custos_err sq_package_get(void *ctx, custos_store_package *out, const cha
     out->created = sqlite3_column_int64(st, 2);
     out->expires = sqlite3_column_int64(st, 3);
     CUSTOS_GUARD(custos_sq_col_blob(&out->cert_der, &out->cert_len, st, 4));
+    out->has_file = sqlite3_column_int(st, 5);
     ret = CUSTOS_OK;
 out:
     custos_sq_done(st);
@@ -408,6 +446,12 @@ static void sq_close(void *ctx)
     sq_rollback(s);
     for (i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
+    for (i = 0; i < SQ_REQ_SHAPES; i++)
+        sqlite3_finalize(s->req_query[i]);
+    for (i = 0; i < SQ_PKG_SHAPES; i++)
+        sqlite3_finalize(s->pkg_query[i]);
+    for (i = 0; i < SQ_AUDIT_SHAPES; i++)
+        sqlite3_finalize(s->audit_query[i]);
     sqlite3_close_v2(s->db);
     free(s);
 }
@@ -418,6 +462,7 @@ static const custos_store_ops SQLITE_OPS = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .in_tx = sq_in_tx,
     .authority_put = sq_authority_put,
     .authority_get = sq_authority_get,
     .authority_list = sq_authority_list,
@@ -442,6 +487,27 @@ static const custos_store_ops SQLITE_OPS = {
     .audit_append = custos_sq_audit_append,
     .audit_last = custos_sq_audit_last,
     .audit_iter = custos_sq_audit_iter,
+    .user_insert = custos_sq_user_insert,
+    .user_get = custos_sq_user_get,
+    .user_update = custos_sq_user_update,
+    .user_list = custos_sq_user_list,
+    .cred_insert = custos_sq_cred_insert,
+    .cred_get_by_hash = custos_sq_cred_get_by_hash,
+    .cred_get = custos_sq_cred_get,
+    .cred_revoke = custos_sq_cred_revoke,
+    .cred_revoke_user = custos_sq_cred_revoke_user,
+    .cred_list = custos_sq_cred_list,
+    .policy_get = custos_sq_policy_get,
+    .policy_put = custos_sq_policy_put,
+    .policy_list_set = custos_sq_policy_list_set,
+    .policy_has = custos_sq_policy_has,
+    .policy_list_iter = custos_sq_policy_list_iter,
+    .package_get_file = custos_sq_package_get_file,
+    .package_query = custos_sq_package_query,
+    .request_query = custos_sq_request_query,
+    .request_counts = custos_sq_request_counts,
+    .receipt_put = custos_sq_receipt_put,
+    .audit_query = custos_sq_audit_query,
 };
 
 static custos_err exec_sql(sq *s, const char *sql, const char *what)
@@ -455,28 +521,11 @@ static custos_err exec_sql(sq *s, const char *sql, const char *what)
     return ret;
 }
 
-static custos_err user_version(int *out, sq *s)
-{
-    sqlite3_stmt *st = NULL;
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    *out = 0;
-    CUSTOS_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK,
-                  CUSTOS_ERR_IO, "store", "store: %s", sqlite3_errmsg(s->db));
-    CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: %s",
-                  sqlite3_errmsg(s->db));
-    *out = sqlite3_column_int(st, 0);
-    ret = CUSTOS_OK;
-out:
-    sqlite3_finalize(st);
-    return ret;
-}
-
 custos_err custos_store_sqlite_open(custos_store **out, const char *path, int create)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store *store = NULL;
     sq *s = NULL;
-    int version = 0;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
 
     CUSTOS_ENSURE(out != NULL && path != NULL, CUSTOS_ERR_ARG, "store", "store: no path");
@@ -504,21 +553,7 @@ custos_err custos_store_sqlite_open(custos_store **out, const char *path, int cr
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                           " PRAGMA foreign_keys=ON;",
                           "pragmas"));
-    CUSTOS_GUARD(user_version(&version, s));
-    if (version == 0 && create) {
-        CUSTOS_GUARD(exec_sql(s, "BEGIN IMMEDIATE", "schema"));
-        ret = exec_sql(s, SCHEMA, "schema");
-        if (ret == CUSTOS_OK)
-            ret = exec_sql(s, "PRAGMA user_version = 1; COMMIT", "schema");
-        if (ret < 0) {
-            (void)exec_sql(s, "ROLLBACK", "schema");
-            goto out;
-        }
-        version = SCHEMA_VERSION;
-    }
-    CUSTOS_ENSURE(version == SCHEMA_VERSION, CUSTOS_ERR_UNSUPPORTED, "store",
-                  "store %s has schema version %d; this custosd needs %d", path, version,
-                  SCHEMA_VERSION);
+    CUSTOS_GUARD(custos_sq_migrate(s, create, path));
     store->ops = &SQLITE_OPS;
     store->ctx = s;
     s = NULL;
@@ -560,5 +595,6 @@ void custos_store_package_clear(custos_store_package *p)
     if (p == NULL)
         return;
     free(p->cert_der);
+    free(p->file);
     memset(p, 0, sizeof(*p));
 }

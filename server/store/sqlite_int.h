@@ -35,12 +35,47 @@ enum stmt_id {
     S_AUDIT_APPEND,
     S_AUDIT_LAST,
     S_AUDIT_ITER,
+    S_USER_INSERT,
+    S_USER_GET,
+    S_USER_SET_PW,
+    S_USER_SET_DISABLED,
+    S_USER_LIST,
+    S_CRED_INSERT,
+    S_CRED_GET_HASH,
+    S_CRED_GET,
+    S_CRED_REVOKE,
+    S_CRED_REVOKE_USER,
+    S_CRED_LIST,
+    S_POL_GET,
+    S_POL_COUNT,
+    S_POL_PUT,
+    S_POL_CLEAR,
+    S_POL_ADD,
+    S_POL_HAS,
+    S_POL_ITER,
+    S_PKG_FILE,
+    S_RCPT_PUT,
+    S_COUNTS,
+    S_COUNTS_SYSTEM,
+    S_COUNTS_COMPONENT,
+    S_REQ_PREFIX_PROBE,
     S_COUNT
 };
+
+#define CUSTOS_SQ_SCHEMA_VERSION 2
+
+/* Statements built from a filter's shape (which fields are set), prepared
+ * once per shape and connection. */
+#define SQ_REQ_SHAPES 64
+#define SQ_PKG_SHAPES 4
+#define SQ_AUDIT_SHAPES 256
 
 typedef struct sq {
     sqlite3 *db;
     sqlite3_stmt *stmts[S_COUNT];
+    sqlite3_stmt *req_query[SQ_REQ_SHAPES];
+    sqlite3_stmt *pkg_query[SQ_PKG_SHAPES];
+    sqlite3_stmt *audit_query[SQ_AUDIT_SHAPES];
     int in_tx;
 } sq;
 
@@ -84,5 +119,51 @@ custos_err custos_sq_profile_get(void *ctx, uint8_t **out, size_t *out_len, cons
 custos_err custos_sq_audit_append(void *ctx, const custos_store_audit *a);
 custos_err custos_sq_audit_last(void *ctx, int64_t *out_seq, uint8_t out_hash[32]);
 custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ctx);
+
+/* schema and migrations (server/store/sqlite_schema.c): bring the database
+ * to CUSTOS_SQ_SCHEMA_VERSION (an empty one only when @p create). */
+custos_err custos_sq_migrate(sq *s, int create, const char *path);
+/* Prepare (once) a statement of a dynamic shape into @p slot. */
+custos_err custos_sq_stmt_dyn(sqlite3_stmt **out, sq *s, sqlite3_stmt **slot, const char *sql);
+/* Finish a row loop (server/store/sqlite_records.c). */
+custos_err custos_sq_rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what);
+void custos_sq_read_request(custos_store_request *r, sqlite3_stmt *st);
+
+/* operators and policies (server/store/sqlite_auth.c) */
+custos_err custos_sq_user_insert(void *ctx, const custos_store_user *u);
+custos_err custos_sq_user_get(void *ctx, custos_store_user *out, const char *username);
+custos_err custos_sq_user_update(void *ctx, const char *username, const char *pw_hash,
+                                 int disabled);
+custos_err custos_sq_user_list(void *ctx, custos_store_user_cb cb, void *cb_ctx);
+custos_err custos_sq_cred_insert(void *ctx, const custos_store_cred *c);
+custos_err custos_sq_cred_get_by_hash(void *ctx, custos_store_cred *out, const uint8_t hash[32]);
+custos_err custos_sq_cred_get(void *ctx, custos_store_cred *out, const char *id);
+custos_err custos_sq_cred_revoke(void *ctx, const char *id, int64_t now);
+custos_err custos_sq_cred_revoke_user(void *ctx, const char *username, custos_store_cred_kind kind,
+                                      int64_t now);
+custos_err custos_sq_cred_list(void *ctx, custos_store_cred_kind kind, custos_store_cred_cb cb,
+                               void *cb_ctx);
+custos_err custos_sq_policy_get(void *ctx, custos_store_policy *out, const char *system,
+                                int with_counts);
+custos_err custos_sq_policy_put(void *ctx, const char *system, int mode, int64_t now);
+custos_err custos_sq_policy_list_set(void *ctx, const char *system, int list,
+                                     const char *const *serials, size_t n);
+custos_err custos_sq_policy_has(void *ctx, int *out, const char *system, int list,
+                                const char *serial);
+custos_err custos_sq_policy_list_iter(void *ctx, const char *system, int list,
+                                      custos_store_blob_cb cb, void *cb_ctx);
+
+/* queries (server/store/sqlite_query.c) */
+custos_err custos_sq_package_get_file(void *ctx, uint8_t **out, size_t *out_len, const char *id);
+custos_err custos_sq_package_query(void *ctx, const char *system, const custos_store_cursor *after,
+                                   size_t limit, custos_store_package_cb cb, void *cb_ctx);
+custos_err custos_sq_request_query(void *ctx, const custos_store_query *q,
+                                   custos_store_request_cb cb, void *cb_ctx);
+custos_err custos_sq_request_counts(void *ctx, size_t out[8], const char *system,
+                                    const char *component);
+custos_err custos_sq_receipt_put(void *ctx, const char *request_id, const uint8_t *der, size_t len,
+                                 int64_t now);
+custos_err custos_sq_audit_query(void *ctx, const custos_store_audit_query *q,
+                                 custos_store_audit_cb cb, void *cb_ctx);
 
 #endif

@@ -20,7 +20,7 @@ static custos_err exec_bound(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on
 /* End of a row loop over @p st, which @p r2 (a callback's nonzero answer) or
  * @p rc (the last step) ended: the callback's error, a step's error, or
  * CUSTOS_OK. Finalizes @p st. */
-static custos_err rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what)
+custos_err custos_sq_rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what)
 {
     custos_err ret = CUSTOS_OK;
     if (r2 != 0)
@@ -53,11 +53,12 @@ custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r)
             custos_sq_bind_text(st, 14, m->reason) || sqlite3_bind_int64(st, 15, m->expires) ||
             sqlite3_bind_int64(st, 16, m->created) || sqlite3_bind_int64(st, 17, m->updated) ||
             custos_sq_bind_blob(st, 18, r->digest, 32) ||
-            custos_sq_bind_blob(st, 19, r->der, r->der_len),
+            custos_sq_bind_text(st, 19, r->hardware_id) ||
+            custos_sq_bind_blob(st, 20, r->der, r->der_len),
         CUSTOS_ERR_EXISTS, "request");
 }
 
-static void read_request(custos_store_request *r, sqlite3_stmt *st)
+void custos_sq_read_request(custos_store_request *r, sqlite3_stmt *st)
 {
     custos_request_summary *m = &r->sum;
     const void *d;
@@ -81,6 +82,7 @@ static void read_request(custos_store_request *r, sqlite3_stmt *st)
     d = sqlite3_column_blob(st, 17);
     if (d != NULL && sqlite3_column_bytes(st, 17) == 32)
         memcpy(r->digest, d, 32);
+    custos_sq_col_text(r->hardware_id, sizeof(r->hardware_id), st, 18);
 }
 
 static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out, const void *key,
@@ -106,8 +108,8 @@ static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out,
         ret = custos_sq_error(s, CUSTOS_ERR_IO, "request");
         goto out;
     }
-    read_request(out, st);
-    CUSTOS_GUARD(custos_sq_col_blob(&out->der, &out->der_len, st, 18));
+    custos_sq_read_request(out, st);
+    CUSTOS_GUARD(custos_sq_col_blob(&out->der, &out->der_len, st, 19));
     ret = CUSTOS_OK;
 out:
     custos_sq_done(st);
@@ -169,10 +171,10 @@ custos_err custos_sq_request_list(void *ctx, custos_state state, const custos_st
     CUSTOS_ENSURE(rc == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
     while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&r, 0, sizeof(r));
-        read_request(&r, st);
+        custos_sq_read_request(&r, st);
         r2 = cb(&r, cb_ctx);
     }
-    return rows_end(s, st, rc, r2, "list");
+    return custos_sq_rows_end(s, st, rc, r2, "list");
 out:
     custos_sq_done(st);
     return ret;
@@ -271,7 +273,7 @@ custos_err custos_sq_cert_list_by_request(void *ctx, const char *request_id,
             r2 = cb(&c, cb_ctx);
         custos_store_cert_clear(&c);
     }
-    return rows_end(s, st, rc, r2, "certificates");
+    return custos_sq_rows_end(s, st, rc, r2, "certificates");
 out:
     custos_sq_done(st);
     return ret;
@@ -352,7 +354,7 @@ custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ct
             memcpy(a.hash, sqlite3_column_blob(st, 7), 32);
         r2 = cb(&a, cb_ctx);
     }
-    return rows_end(s, st, rc, r2, "audit");
+    return custos_sq_rows_end(s, st, rc, r2, "audit");
 out:
     custos_sq_done(st);
     return ret;

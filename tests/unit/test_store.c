@@ -1,6 +1,7 @@
 /* The SQLite store: transactions, systems, packages, requests (CAS, cursor,
  * digest, duplicate serial count), certificates (UNIQUE serial), profiles,
- * audit rows, schema version. */
+ * audit rows, schema version; schema 2's counters, credentials and policy
+ * lists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,6 +265,94 @@ static void test_schema_version_checked(void **state)
     assert_int_equal(custos_store_sqlite_open(&f->st, f->path, 1), CUSTOS_ERR_UNSUPPORTED);
 }
 
+/* Schema 2: the version, the per-state counters the triggers keep, the
+ * transaction flag the audit trail relies on, credentials by hash (joined
+ * with their user), policy lists folded and replaced. */
+static void test_schema2(void **state)
+{
+    fx *f = *state;
+    custos_store_request r;
+    custos_store_user u;
+    custos_store_cred c, got;
+    size_t n[8];
+    int has = 0;
+    const char *serials[] = {"SN1", "SN2", "SN1"};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    make_request(&r, "aaaaaaaaaaaaaaaaaaaaaaaaaa", "dddddddddddddddddddddddddd", "SN1", 10, 1);
+    assert_int_equal(f->st->ops->request_insert(f->st->ctx, &r), 0);
+    make_request(&r, "bbbbbbbbbbbbbbbbbbbbbbbbba", "eeeeeeeeeeeeeeeeeeeeeeeeee", "SN2", 11, 2);
+    assert_int_equal(f->st->ops->request_insert(f->st->ctx, &r), 0);
+    assert_int_equal(f->st->ops->request_set_state(f->st->ctx, r.sum.request_id,
+                                                   CUSTOS_STATE_PENDING, CUSTOS_STATE_REJECTED,
+                                                   "no", 12),
+                     0);
+    assert_int_equal(f->st->ops->request_counts(f->st->ctx, n, "pump", "ctl"), 0);
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[CUSTOS_STATE_PENDING], 1);
+    assert_int_equal(n[CUSTOS_STATE_REJECTED], 1);
+
+    assert_int_equal(f->st->ops->in_tx(f->st->ctx), 0);
+    assert_int_equal(f->st->ops->begin(f->st->ctx), 0);
+    assert_int_equal(f->st->ops->in_tx(f->st->ctx), 1);
+    f->st->ops->rollback(f->st->ctx);
+    assert_int_equal(f->st->ops->in_tx(f->st->ctx), 0);
+
+    memset(&u, 0, sizeof(u));
+    snprintf(u.username, sizeof(u.username), "alice");
+    u.role = CUSTOS_ROLE_AUDITOR;
+    snprintf(u.pw_hash, sizeof(u.pw_hash), "scrypt$x");
+    assert_int_equal(f->st->ops->user_insert(f->st->ctx, &u), 0);
+    assert_int_equal(f->st->ops->user_insert(f->st->ctx, &u), CUSTOS_ERR_EXISTS);
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "cccccccccccccccccccccccccc");
+    c.kind = CUSTOS_CRED_TOKEN;
+    memset(c.hash, 7, 32);
+    snprintf(c.username, sizeof(c.username), "alice");
+    c.expires = 100;
+    assert_int_equal(f->st->ops->cred_insert(f->st->ctx, &c), 0);
+    assert_int_equal(f->st->ops->cred_get_by_hash(f->st->ctx, &got, c.hash), 0);
+    assert_string_equal(got.id, c.id);
+    assert_int_equal(got.role, CUSTOS_ROLE_AUDITOR);
+    assert_int_equal(f->st->ops->user_update(f->st->ctx, "alice", NULL, 1), 0);
+    assert_int_equal(f->st->ops->cred_get(f->st->ctx, &got, c.id), 0);
+    assert_int_equal(got.user_disabled, 1);
+    assert_int_equal(f->st->ops->cred_revoke(f->st->ctx, c.id, 50), 0);
+    assert_int_equal(f->st->ops->cred_revoke(f->st->ctx, c.id, 60), 0);
+    assert_int_equal(f->st->ops->cred_get(f->st->ctx, &got, c.id), 0);
+    assert_int_equal(got.revoked, 50);
+    assert_int_equal(f->st->ops->cred_revoke(f->st->ctx, "zzzzzzzzzzzzzzzzzzzzzzzzzz", 1),
+                     CUSTOS_ERR_NOT_FOUND);
+    memset(c.hash, 8, 32);
+    assert_int_equal(f->st->ops->cred_insert(f->st->ctx, &c), CUSTOS_ERR_EXISTS); /* same id */
+
+    assert_int_equal(
+        f->st->ops->policy_list_set(f->st->ctx, "pump", CUSTOS_STORE_ALLOW, serials, 3), 0);
+    assert_int_equal(f->st->ops->policy_has(f->st->ctx, &has, "pump", CUSTOS_STORE_ALLOW, "SN2"),
+                     0);
+    assert_int_equal(has, 1);
+    assert_int_equal(f->st->ops->policy_has(f->st->ctx, &has, "pump", CUSTOS_STORE_DENY, "SN2"), 0);
+    assert_int_equal(has, 0);
+    {
+        custos_store_policy p;
+        assert_int_equal(f->st->ops->policy_get(f->st->ctx, &p, "pump", 1), 0);
+        assert_int_equal(p.mode, 0);
+        assert_int_equal(p.n_allow, 2);
+        assert_int_equal(
+            f->st->ops->policy_list_set(f->st->ctx, "pump", CUSTOS_STORE_ALLOW, serials + 1, 1), 0);
+        assert_int_equal(f->st->ops->policy_get(f->st->ctx, &p, "pump", 1), 0);
+        assert_int_equal(p.n_allow, 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_certificates_and_profiles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

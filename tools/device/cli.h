@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "custos/connect.h"
 #include "custos/custos.h"
+#include "http_client.h"
 #include "jsonprint.h"
 
 #define EXIT_REFUSED 1
@@ -87,6 +89,8 @@ typedef struct cli_device {
     custos_port port;         /* forwards to inner; secret and clock wrapped (ctx: this) */
     char secret_file[4096];
     int may_create_secret;
+    custos_hc *hc;           /* connected mode: the HTTPS client (cli_device_connect) */
+    long exchange_timeout_s; /* connected mode: at most this long per exchange */
 } cli_device;
 
 /* Open the port on --device-dir with the secret file from --secret-file,
@@ -95,8 +99,20 @@ typedef struct cli_device {
  * them missing. */
 custos_err cli_device_open(cli_device *out, const cli_args *a, int may_create_secret);
 void cli_device_close(cli_device *d);
+/* Connected mode: give the port a transport (tools/device/transport.c). */
+custos_err cli_device_connect(cli_device *d);
 /* custos_device_open() with --allow-mock honoured. */
 custos_err cli_device_load(custos_device **out, const cli_device *d, const cli_args *a);
+
+/* ---- connected mode (cmd_connect.c) --------------------------------------- */
+
+/* Identity generation from --package etc. (the core of 'request'): 0, a
+ * negative custos_err, or EXIT_USAGE after printing why. */
+int cli_request_identity(const cli_args *a, const cli_command *c);
+/* Run custos_connect_step() on @p d until the server confirms the device
+ * provisioned or --timeout passes; prints progress to stderr. Returns the
+ * exit status (errors printed). */
+int cli_connect_run(cli_device *d, const cli_args *a);
 
 /* ---- output --------------------------------------------------------------- */
 
@@ -107,5 +123,6 @@ int cmd_status(const cli_args *a);
 int cmd_sign(const cli_args *a);
 int cmd_rotate(const cli_args *a);
 int cmd_export_cert(const cli_args *a);
+int cmd_provision(const cli_args *a);
 
 #endif

@@ -108,6 +108,24 @@ out:
     return finish(ret, d, &dev, dev_open);
 }
 
+/* 1 when the device files already hold a reprovisioning request. */
+static int is_rotating(const cli_device *dev)
+{
+    char *json = NULL;
+    json_t *j = NULL;
+    int rotating = 0;
+    if (custos_device_status(&json, &dev->port) < 0) {
+        custos_error_clear();
+        return 0;
+    }
+    j = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    rotating = j != NULL && json_is_string(json_object_get(j, "state")) &&
+               strcmp(json_string_value(json_object_get(j, "state")), "rotating") == 0;
+    json_decref(j);
+    free(json);
+    return rotating;
+}
+
 int cmd_rotate(const cli_args *a)
 {
     const cli_command *c = cli_find("rotate");
@@ -120,9 +138,15 @@ int cmd_rotate(const cli_args *a)
     custos_rotate_options opts = CUSTOS_ROTATE_OPTIONS_INIT;
     custos_meta meta[CUSTOS_MAX_META_ENTRIES + 1];
     size_t n_meta = 0;
+    const char *server = cli_get(a, "server");
     int rc = cli_collect_meta(meta, CUSTOS_MAX_META_ENTRIES + 1, &n_meta, a, "meta", c);
     if (rc != 0)
         return rc;
+    if (cli_get(a, "out") == NULL && server == NULL)
+        return cli_usage_error(c, "give --out FILE.mcpr (disconnected) or --server URL "
+                                  "(connected), or both");
+    if (server == NULL && cli_get(a, "timeout") != NULL)
+        return cli_usage_error(c, "--timeout goes with --server");
     opts.same_keys = cli_flag(a, "same-keys");
     opts.firmware = cli_get(a, "firmware");
     opts.metadata = n_meta > 0 ? meta : NULL;
@@ -130,17 +154,37 @@ int cmd_rotate(const cli_args *a)
     ret = open_and_load(&d, &dev, &dev_open, a);
     if (ret < 0)
         goto out;
-    ret = custos_device_rotate(&mcpr, &mcpr_len, d, &opts);
-    if (ret < 0)
-        goto out;
-    ret = cli_write_file(cli_get(a, "out"), mcpr, mcpr_len, 0644);
-    if (ret < 0)
-        goto out;
-    printf("reprovisioning request (%s) for device %s written to %s (%zu bytes), also kept as "
-           "%s/%s\n",
-           opts.same_keys ? "same keys: renewal" : "fresh keys: rotation", custos_device_id(d),
-           cli_get(a, "out"), mcpr_len, cli_get(a, "device-dir"), CUSTOS_OBJ_REQUEST);
-    printf("the current identity stays in use until the answer is installed\n");
+    if (server != NULL && cli_get(a, "out") == NULL && is_rotating(&dev)) {
+        /* A connected rotation that stopped half-way: finish that one. */
+        fprintf(stderr, "resuming the pending reprovisioning request of device %s\n",
+                custos_device_id(d));
+    } else {
+        ret = custos_device_rotate(&mcpr, &mcpr_len, d, &opts);
+        if (ret < 0)
+            goto out;
+        if (cli_get(a, "out") != NULL) {
+            ret = cli_write_file(cli_get(a, "out"), mcpr, mcpr_len, 0644);
+            if (ret < 0)
+                goto out;
+        }
+        printf("reprovisioning request (%s) for device %s written to %s%s%s/%s (%zu bytes)\n",
+               opts.same_keys ? "same keys: renewal" : "fresh keys: rotation", custos_device_id(d),
+               cli_get(a, "out") != NULL ? cli_get(a, "out") : "",
+               cli_get(a, "out") != NULL ? ", also kept as " : "", cli_get(a, "device-dir"),
+               CUSTOS_OBJ_REQUEST, mcpr_len);
+        printf("the current identity stays in use until the answer is installed\n");
+    }
+    if (server != NULL) {
+        custos_device_free(d);
+        d = NULL;
+        ret = cli_device_connect(&dev);
+        if (ret < 0)
+            goto out;
+        free(mcpr);
+        rc = cli_connect_run(&dev, a);
+        cli_device_close(&dev);
+        return rc;
+    }
     ret = CUSTOS_OK;
 out:
     free(mcpr);

@@ -112,9 +112,8 @@ static void print_request_summary(const uint8_t *mcpr, size_t len)
     free(json);
 }
 
-int cmd_request(const cli_args *a)
+int cli_request_identity(const cli_args *a, const cli_command *c)
 {
-    const cli_command *c = cli_find("request");
     custos_err ret = CUSTOS_ERR_INTERNAL;
     cli_device dev;
     int dev_open = 0;
@@ -204,7 +203,13 @@ out:
     free(pkg_data);
     free(root);
     free(mcpr);
-    return ret < 0 ? cli_fail(ret) : 0;
+    return ret < 0 ? ret : 0;
+}
+
+int cmd_request(const cli_args *a)
+{
+    int r = cli_request_identity(a, cli_find("request"));
+    return r < 0 ? cli_fail(r) : r;
 }
 
 int cmd_install(const cli_args *a)

@@ -46,12 +46,47 @@ static const cli_command commands[] = {
      "'openssl pkeyutl -verify -rawin -pubin -inkey PUB.pem -sigfile SIG -in FILE'\n"
      "(Ed25519). Mock device files are refused unless --allow-mock.",
      cmd_sign},
-    {"rotate", COMMON_OPTS "out= same-keys firmware= meta*", "device-dir out",
-     "custos-device rotate --device-dir DIR --out FILE.mcpr [--same-keys] [--firmware X]\n"
-     "         [--meta K=V ...] [--secret-file PATH]",
+    {"provision",
+     COMMON_OPTS "package= passphrase-file= component= serial= hardware-id= model= firmware= "
+                 "meta* manufacturer* keep-package root= server= timeout=",
+     "package passphrase-file component serial device-dir",
+     "custos-device provision --package PKG.mcpp --passphrase-file FILE --component C\n"
+     "         --serial SN --device-dir DIR [--server URL] [--timeout SECONDS]\n"
+     "         [--hardware-id X] [--model X] [--firmware X] [--meta K=V ...]\n"
+     "         [--manufacturer K=V ...] [--root ROOT.pem|der] [--keep-package]\n"
+     "         [--secret-file PATH]",
+     "Connected provisioning: the device does the whole flow itself over HTTPS.\n"
+     "  1. identity generation, exactly as 'request' (same options; the package is\n"
+     "     shredded afterwards unless --keep-package);\n"
+     "  2. submits DIR/request.mcpr to the server (POST /device/v1/requests);\n"
+     "  3. waits for approval, polling as often as the server asks (Retry-After);\n"
+     "  4. downloads the certified profile and installs it (as 'install');\n"
+     "  5. sends an install receipt signed with the new key, and exits 0 once the\n"
+     "     server has confirmed the device provisioned.\n"
+     "The server is trusted only through the Root of Trust of the package (later, of the\n"
+     "installed profile): its certificate must chain to it and name the URL's host; TLS 1.2\n"
+     "or later, https only. There is no option to turn this off.\n"
+     "--server URL: the custosd base URL (https://host:port); default: the cloud URL the\n"
+     "  package names.\n"
+     "--timeout SECONDS: give up after this long (default 600, exit 1); network errors,\n"
+     "  429 and 5xx answers are retried with a jittered exponential backoff (at most 30 s).\n"
+     "Resuming: run the same command again. A DIR with a pending request (for the same\n"
+     "serial and, when the package file is still there, the same package) is resumed\n"
+     "without a new identity; a provisioned DIR is reported and confirmed with the server\n"
+     "(exit 0 once it agrees). Progress is kept in DIR (request.submitted,\n"
+     "receipt.pending), so a run killed at any point resumes where it stopped.\n"
+     "Progress goes to stderr. A refusal exits 1 with the server's code and message, e.g.\n"
+     "'custos-device: error: rejected: <the approver's reason>' or 'expired: ...'.",
+     cmd_provision},
+    {"rotate", COMMON_OPTS "out= same-keys firmware= meta* server= timeout=", "device-dir",
+     "custos-device rotate --device-dir DIR (--out FILE.mcpr | --server URL [--timeout S])\n"
+     "         [--same-keys] [--firmware X] [--meta K=V ...] [--secret-file PATH]",
      "Reprovisioning: build a request signed with the current identity, with fresh keys\n"
      "(rotation) or the same keys (--same-keys: renewal). The current identity stays in use\n"
-     "until the answer is installed with 'custos-device install'.",
+     "until the answer is installed. With --out the request is written for a technician\n"
+     "('custos-device install' of the answer); with --server the device submits it,\n"
+     "waits, installs the answer and confirms it like 'provision' (a rotation already\n"
+     "pending in DIR is resumed instead of starting another one).",
      cmd_rotate},
     {"export-cert", COMMON_OPTS "key= out= allow-mock", "device-dir key out",
      "custos-device export-cert --device-dir DIR --key TEMPLATE --out CERT.pem [--allow-mock]\n"
@@ -79,7 +114,7 @@ static void print_command_help(const cli_command *c)
 static void print_help(void)
 {
     fputs("custos-device " CUSTOS_VERSION_STRING " - the device side of Custos provisioning "
-          "(offline mode).\n\ncommands:\n",
+          "(offline and connected modes).\n\ncommands:\n",
           stdout);
     for (size_t i = 0; i < N_COMMANDS; i++)
         printf("  %s\n", commands[i].synopsis);

@@ -159,6 +159,8 @@ out:
 
 void cli_device_close(cli_device *d)
 {
+    custos_hc_free(d->hc);
+    d->hc = NULL;
     custos_port_posix_free(d->posix);
     d->posix = NULL;
     d->inner = NULL;

@@ -100,7 +100,8 @@ uint8_t *ef_make_request(size_t *len, ef_fx *f, const ef_req_spec *s, EVP_PKEY *
     else
         snprintf(d->device_id, sizeof(d->device_id), "%s", s->device_id);
     snprintf(d->serial, sizeof(d->serial), "%s", s->serial);
-    snprintf(d->hardware_id, sizeof(d->hardware_id), "hw-1");
+    snprintf(d->hardware_id, sizeof(d->hardware_id), "%s",
+             s->hardware_id != NULL ? s->hardware_id : "hw-1");
     snprintf(d->model, sizeof(d->model), "X2");
     snprintf(d->firmware, sizeof(d->firmware), "1.0");
     for (i = 0; i < s->n; i++) {
@@ -219,4 +220,87 @@ custos_profile_doc *ef_provision(ef_fx *f, const char *serial, EVP_PKEY *keys[4]
     free(prof);
     free(der);
     return p;
+}
+
+uint8_t *ef_receipt(size_t *len, ef_fx *f, const custos_request_summary *r,
+                    const custos_profile_doc *p, EVP_PKEY *key, X509 *cert,
+                    const uint8_t *profile_sha)
+{
+    uint8_t *prof = NULL, *der = NULL, sha[32];
+    size_t prof_len = 0, i;
+    X509 *tls = NULL;
+
+    for (i = 0; p != NULL && i < p->n_certs; i++)
+        if (strcmp(p->certs[i].template_name, "tls") == 0)
+            tls = p->certs[i].cert;
+    if (profile_sha == NULL) {
+        OK(custos_engine_profile_export(&prof, &prof_len, f->e, r->request_id));
+        custos_sha256(sha, prof, prof_len);
+        free(prof);
+        profile_sha = sha;
+    }
+    OK(custos_receipt_encode(&der, len, r->request_id, r->device_id, profile_sha, f->now, key,
+                             cert != NULL ? cert : tls));
+    return der;
+}
+
+static int file_contains(const char *path, const void *needle, size_t n)
+{
+    uint8_t *data = NULL;
+    size_t len = 0, i;
+    int found = 0;
+    if (custos_file_read(&data, &len, path, 512u * 1024u * 1024u) != CUSTOS_OK) {
+        custos_error_clear();
+        return 0;
+    }
+    for (i = 0; !found && n > 0 && i + n <= len; i++)
+        found = memcmp(data + i, needle, n) == 0;
+    free(data);
+    return found;
+}
+
+int ef_db_contains(ef_fx *f, const void *needle, size_t n)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/custos.db", f->dir);
+    if (file_contains(path, needle, n))
+        return 1;
+    snprintf(path, sizeof(path), "%s/custos.db-wal", f->dir);
+    return file_contains(path, needle, n);
+}
+
+void ef_sign_as_device(ef_req_spec *s, const custos_profile_doc *p, EVP_PKEY *keys[4],
+                       const char *device_id)
+{
+    size_t i;
+    s->kind = CUSTOS_REQUEST_REPROVISION;
+    for (i = 0; i < p->n_certs; i++)
+        if (strcmp(p->certs[i].template_name, "tls") == 0)
+            s->signer = p->certs[i].cert;
+    s->signer_key = keys[0];
+    s->chain = p->chain;
+    s->device_id = device_id;
+}
+
+long long ef_count_audit(ef_fx *f, const char *action, const char *actor)
+{
+    char path[400];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+    snprintf(path, sizeof(path), "%s/custos.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM audit WHERE action = ?1"
+                                        " AND (?2 IS NULL OR actor = ?2)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, action, -1, SQLITE_TRANSIENT);
+    if (actor != NULL)
+        sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }

@@ -62,7 +62,8 @@ typedef struct ef_req_spec {
     X509 *signer;
     EVP_PKEY *signer_key;
     STACK_OF(X509) *chain;
-    const char *request_id; /* NULL: a fresh one */
+    const char *request_id;  /* NULL: a fresh one */
+    const char *hardware_id; /* NULL: "hw-1" */
 } ef_req_spec;
 
 /* An initial request for "ctl" with @p serial: keys tls (P-256) and sign (P-384). */
@@ -77,6 +78,25 @@ custos_err ef_import(ef_fx *f, const ef_req_spec *s, const char *via, custos_req
                      int *created);
 /* Import an initial request for @p serial via @p via, asserting success. */
 void ef_import_initial(ef_fx *f, const char *serial, const char *via, custos_request_summary *out);
+
+/* An install receipt for request @p r (malloc'd): signed with @p key under
+ * @p cert (NULL: the tls certificate of profile @p p), over @p profile_sha
+ * (NULL: SHA-256 of the profile the engine stored). */
+uint8_t *ef_receipt(size_t *len, ef_fx *f, const custos_request_summary *r,
+                    const custos_profile_doc *p, EVP_PKEY *key, X509 *cert,
+                    const uint8_t *profile_sha);
+
+/* Does @p needle (n bytes) occur anywhere in the engine's database files
+ * (custos.db and its -wal)? */
+int ef_db_contains(ef_fx *f, const void *needle, size_t n);
+
+/* Make @p s a reprovisioning request of @p device_id signed with the
+ * device's current tls key @p keys[0] and its certificate from @p p. */
+void ef_sign_as_device(ef_req_spec *s, const custos_profile_doc *p, EVP_PKEY *keys[4],
+                       const char *device_id);
+
+/* Rows of the audit trail with @p action (and @p actor, when not NULL). */
+long long ef_count_audit(ef_fx *f, const char *action, const char *actor);
 
 /* Rows in @p table of the engine's database. */
 long long ef_count_rows(ef_fx *f, const char *table);
