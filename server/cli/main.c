@@ -14,11 +14,31 @@
 /* ---- command table and help ----------------------------------------------- */
 
 static const cli_command commands[] = {
-    {"init", NULL, "data", "data", 0, "custosd init --data DIR",
+    {"init", NULL, "data server-name", "data", 0,
+     "custosd init --data DIR [--server-name NAME]...",
      "Create a new data directory: the store, the root CA, the bootstrap CA, the package- and\n"
-     "profile-signing keys, the server TLS certificate and the mock root. DIR must not exist\n"
-     "or must be empty. DIR/root.pem is the Root of Trust certificate.",
+     "profile-signing keys, the server TLS certificate and the mock root, and the first\n"
+     "operator, admin, whose generated password is printed once. DIR must not exist or must\n"
+     "be empty. DIR/root.pem is the Root of Trust certificate. The TLS server certificate\n"
+     "names localhost, 127.0.0.1 and ::1; each --server-name (a DNS name or an IP address,\n"
+     "repeatable, at most 16) adds one.",
      cli_cmd_init},
+    {"user", "create", "data role password-file", "data role", 1,
+     "custosd user create --data DIR --role ROLE [--password-file FILE] NAME",
+     "Create an operator (air-gapped administration). ROLE is admin, approver, technician or\n"
+     "auditor; NAME is 1 to 64 characters of a-z 0-9 . _ -. The password is read from FILE\n"
+     "(at least 12 bytes) or generated and printed once.",
+     cli_cmd_user_create},
+    {"user", "password", "data password-file", "data", 1,
+     "custosd user password --data DIR [--password-file FILE] NAME",
+     "Set an operator's password (read from FILE, or generated and printed once); their\n"
+     "sessions end.",
+     cli_cmd_user_password},
+    {"token", "create", "data user name days", "data user name", 0,
+     "custosd token create --data DIR --user NAME --name LABEL [--days N]",
+     "Make an API token for operator NAME, valid N days (default 90, at most 3650), printed\n"
+     "once; scripts send it as 'Authorization: Bearer <token>'. It has the operator's role.",
+     cli_cmd_token_create},
     {"system", "create", "data file", "data file", 0,
      "custosd system create --data DIR --file SYSTEM.json",
      "Define a system (product) with its components and key templates from a JSON file\n"

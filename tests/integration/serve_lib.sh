@@ -111,6 +111,10 @@ expect_code() {
     got=$(hcode "$@")
     echo "$got" | grep -Eqx "$want" ||
         fail "expected $want from $1 $2, got $got: $(head -c 400 "$T/body") $(cat "$T/curl.err")"
+    if [ "$got" != 000 ]; then
+        grep -qi '^x-request-id: *[a-z2-7]\{26\}' "$T/headers" ||
+            fail "$1 $2 answered $got without an X-Request-Id header"
+    fi
     if [ "$got" -ge 400 ] 2>/dev/null; then
         jq -e '.error.code | type == "string" and length > 0' "$T/body" >/dev/null 2>&1 ||
             fail "$1 $2 answered $got without the error shape {\"error\":{\"code\",...}}: $(head -c 300 "$T/body")"

@@ -63,6 +63,10 @@ expect_error 400 malformed GET '/api/v1/requests?cursor=%00garbage'
 expect_error 400 malformed GET '/api/v1/requests?state=sleeping'
 TOKEN=
 [ "$(db_count "$D" "select count(*) from users")" = "$users_before" ] || fail "a bad POST /api/v1/users stored a user"
+rid=$(sed -n 's/^[Xx]-[Rr]equest-[Ii]d: *\([a-z2-7]*\).*/\1/p' "$T/headers")
+sleep 0.2
+jq -e --arg r "$rid" 'select(.request_id == $r and .status == 400)' "$T/custosd.log" >/dev/null ||
+    fail "no log line with request_id $rid (the X-Request-Id of the last 400) and its status"
 
 step "device protocol: bad .mcpr bodies"
 big "$T/64k1.mcpr" $((64 * 1024 + 1))
@@ -269,6 +273,31 @@ grep -q "closed by server: 1000" "$T/conns.out" ||
 sleep 1
 still_serves "1,000 connections closed"
 
+step "a client certificate that does not chain to the Root of Trust ends the handshake"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=intruder" -days 2 \
+    -keyout "$T/intruder.key" -out "$T/intruder.pem" 2>/dev/null || fail "openssl req -x509"
+got=$(TOKEN='' HCODE_MAX_TIME=10 hcode GET "/device/v1/requests/$NOID" --cert "$T/intruder.pem" --key "$T/intruder.key")
+[ "$got" = 000 ] || fail "a self-signed client certificate got an HTTP answer $got (want the handshake refused)"
+still_serves "a foreign client certificate"
+
+step "password guessing: 429 with Retry-After, and no password in the log"
+codes=""
+for i in $(seq 1 12); do
+    got=$(TOKEN='' hcode POST /api/v1/session -H "$JSON" \
+        --data-binary '{"username":"admin","password":"guess-Pw-7Q9x'"$i"'"}')
+    codes="$codes $got"
+done
+echo "    12 wrong passwords:$codes"
+echo "$codes" | grep -q 429 || fail "12 wrong passwords in a row were never rate limited:$codes"
+echo "$codes" | grep -qv 200 || fail "a wrong password signed in"
+TOKEN='' expect_error 429 rate_limited POST /api/v1/session -H "$JSON" \
+    --data-binary '{"username":"admin","password":"guess-Pw-7Q9x99"}'
+grep -qi '^retry-after: *[0-9]' "$T/headers" || fail "429 without Retry-After"
+# The right password while limited is still refused (no oracle).
+TOKEN='' expect_error 429 rate_limited POST /api/v1/session -H "$JSON" \
+    --data-binary "{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}"
+TOKEN=$ADMIN_TOKEN expect_code 200 GET /api/v1/session # the existing session is unaffected
+
 step "nothing partial stored; audit verify; the log is JSON and holds no secret"
 TOKEN=$ADMIN_TOKEN expect_code 200 GET /api/v1/audit/verify
 stop_custosd
@@ -277,5 +306,5 @@ stop_custosd
 [ "$(db_count "$D" "select count(*) from users")" = "$users_before" ] || fail "bad input left users in the store"
 "$CUSTOSD" audit verify --data "$D" >"$T/audit.txt" 2>&1 || { cat "$T/audit.txt" >&2; fail "custosd audit verify"; }
 check_log_json "$T/custosd.log"
-check_log_secrets "$T/custosd.log" "$ADMIN_PASSWORD" "$ADMIN_TOKEN"
+check_log_secrets "$T/custosd.log" "$ADMIN_PASSWORD" "$ADMIN_TOKEN" guess-Pw-7Q9x
 echo "PASS: serve bad input"

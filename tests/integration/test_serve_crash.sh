@@ -125,15 +125,17 @@ dups=$(db_count "$D" "select serial || ' x' || count(*) from certificates group 
 # pending ones have none.
 expect_code 200 GET "/api/v1/requests?limit=500"
 jq -r '.items[] | "\(.request_id) \(.state)"' "$T/body" >"$T/states"
-while read -r id st; do
-    certs=$(db_count "$D" "select count(*) from certificates where request_id = '$id'")
-    prof=$(db_count "$D" "select count(*) from profiles where request_id = '$id'")
+db_count "$D" "select r.id, (select count(*) from certificates c where c.request_id = r.id),
+    (select count(*) from profiles p where p.request_id = r.id) from requests r" | tr '|' ' ' | sort >"$T/issued"
+sort "$T/states" | join - "$T/issued" >"$T/joined"
+[ "$(wc -l <"$T/joined")" = "$(wc -l <"$T/states")" ] || fail "the API lists requests the store does not hold"
+while read -r id st certs prof; do
     case $st in
     certified) [ "$certs" = 2 ] && [ "$prof" = 1 ] || fail "certified request $id has $certs certificates and $prof profiles after the crash" ;;
     pending) [ "$certs" = 0 ] && [ "$prof" = 0 ] || fail "pending request $id has $certs certificates and $prof profiles after the crash" ;;
     *) fail "request $id is '$st' after the crash" ;;
     esac
-done <"$T/states"
+done <"$T/joined"
 echo "    $(wc -l <"$T/states") requests stored: $(cut -d' ' -f2 "$T/states" | sort | uniq -c | tr -s ' \n' ' ')"
 
 step "audit verify with the daemon stopped"

@@ -109,6 +109,8 @@ custos_err cli_device_load(custos_device **out, const cli_device *d, const cli_a
 /* Identity generation from --package etc. (the core of 'request'): 0, a
  * negative custos_err, or EXIT_USAGE after printing why. */
 int cli_request_identity(const cli_args *a, const cli_command *c);
+/* 0, or EXIT_USAGE when --server is given and is not an https:// URL. */
+int cli_check_server(const cli_args *a, const cli_command *c);
 /* Run custos_connect_step() on @p d until the server confirms the device
  * provisioned or --timeout passes; prints progress to stderr. Returns the
  * exit status (errors printed). */

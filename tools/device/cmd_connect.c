@@ -46,6 +46,18 @@ static long backoff_s(unsigned failures)
     return cap / 2 + (long)r % (cap - cap / 2 + 1);
 }
 
+/* --server, checked before anything is generated or shredded. */
+int cli_check_server(const cli_args *a, const cli_command *c)
+{
+    const char *v = cli_get(a, "server");
+    if (v != NULL && (strncmp(v, "https://", 8) != 0 || v[8] == '\0'))
+        return cli_usage_error(c,
+                               "--server wants an https:// URL (there is no plain-http or "
+                               "insecure mode), got '%s'",
+                               v);
+    return 0;
+}
+
 static int parse_timeout(long *out, const cli_args *a, const cli_command *c)
 {
     const char *v = cli_get(a, "timeout");
@@ -268,6 +280,8 @@ int cmd_provision(const cli_args *a)
     long timeout = 0;
     custos_err r;
     int rc = parse_timeout(&timeout, a, c);
+    if (rc == 0)
+        rc = cli_check_server(a, c);
     if (rc != 0)
         return rc;
     r = cli_device_open(&dev, a, 1);

@@ -147,6 +147,9 @@ int cmd_rotate(const cli_args *a)
                                   "(connected), or both");
     if (server == NULL && cli_get(a, "timeout") != NULL)
         return cli_usage_error(c, "--timeout goes with --server");
+    rc = cli_check_server(a, c);
+    if (rc != 0)
+        return rc;
     opts.same_keys = cli_flag(a, "same-keys");
     opts.firmware = cli_get(a, "firmware");
     opts.metadata = n_meta > 0 ? meta : NULL;
