@@ -318,8 +318,35 @@ static custos_err inspect_signed(json_t *o, const uint8_t *data, size_t len)
         if (doc != NULL)
             CUSTOS_GUARD(profile_content(c, doc));
     } else {
+        custos_receipt_doc *r = NULL;
+        char hex[65], when[21];
         kind = "receipt";
-        CUSTOS_GUARD(custos_describe_set(verified, "signature", json_null()));
+        /* A receipt names its signer itself: the signature is checked against
+         * the certificate it carries; that the certificate is the one issued
+         * for the request only the server can tell. */
+        if (custos_receipt_decode(&r, data, len) == CUSTOS_OK) {
+            CUSTOS_GUARD(custos_describe_set(verified, "signature", json_true()));
+            CUSTOS_GUARD(custos_describe_set(
+                verified, "trust",
+                json_string("signed by the certificate it carries; the server checks that it "
+                            "issued that certificate for the request")));
+            custos_hex_encode(hex, r->profile_sha256, sizeof(r->profile_sha256));
+            custos_time_format(when, r->time);
+            ret = custos_describe_set(c, "request_id", json_string(r->request_id));
+            if (ret == CUSTOS_OK)
+                ret = custos_describe_set(c, "device_id", json_string(r->device_id));
+            if (ret == CUSTOS_OK)
+                ret = custos_describe_set(c, "profile_sha256", json_string(hex));
+            if (ret == CUSTOS_OK)
+                ret = custos_describe_set(c, "time", json_string(when));
+            custos_receipt_doc_free(r);
+            CUSTOS_GUARD(ret);
+        } else {
+            CUSTOS_GUARD(custos_describe_set(verified, "signature", json_false()));
+            CUSTOS_GUARD(
+                custos_describe_set(verified, "error", json_string(custos_error_last()->message)));
+            custos_error_clear();
+        }
     }
     if (json_object_size(c) == 0) {
         /* Nothing verified: show only the certificates it carries. */

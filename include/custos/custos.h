@@ -9,6 +9,7 @@
 #include "custos/types.h"
 #include "custos/port.h"
 #include "custos/package.h"
+#include "custos/connect.h"
 #include "custos/device.h"
 
 #define CUSTOS_VERSION_MAJOR 0

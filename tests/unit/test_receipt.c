@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <openssl/cms.h>
 
+#include "custos/device.h"
 #include "support/formats_fixture.h"
 
 #define REQ_ID "bbbbbbbbbbbbbbbbbbbbbbbbba"
@@ -126,6 +127,29 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(content, "{\"device_id\":\"" DEV_ID "\",\"format\":\"custos-receipt\","
                                     "\"profile_sha256\":\"a0a1a2a3"));
     free(content);
+}
+
+/* custos inspect shows a receipt: what it answers and that its signature holds. */
+static void test_inspect(void **state)
+{
+    st *s = *state;
+    char *out = NULL;
+    uint8_t *bad = malloc(s->len);
+
+    assert_int_equal(custos_inspect(&out, s->der, s->len), 0);
+    assert_non_null(strstr(out, "\"kind\":\"receipt\""));
+    assert_non_null(strstr(out, "\"request_id\":\"" REQ_ID "\""));
+    assert_non_null(strstr(out, "\"profile_sha256\":\"a0a1a2a3"));
+    assert_non_null(strstr(out, "\"signature\":true"));
+    free(out);
+    /* The last byte is in the signature value: still a receipt, signature false. */
+    assert_non_null(bad);
+    memcpy(bad, s->der, s->len);
+    bad[s->len - 1] ^= 0x01;
+    assert_int_equal(custos_inspect(&out, bad, s->len), 0);
+    assert_non_null(strstr(out, "\"signature\":false"));
+    free(out);
+    free(bad);
 }
 
 static void test_other_algorithms(void **state)
@@ -306,10 +330,11 @@ static void test_trailing_and_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_other_algorithms),
-        cmocka_unit_test(test_encode_refuses), cmocka_unit_test(test_wrong_content_type),
-        cmocka_unit_test(test_signer_binding), cmocka_unit_test(test_strict_json),
-        cmocka_unit_test(test_flipped_bytes),  cmocka_unit_test(test_trailing_and_size),
+        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_inspect),
+        cmocka_unit_test(test_other_algorithms),   cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_wrong_content_type), cmocka_unit_test(test_signer_binding),
+        cmocka_unit_test(test_strict_json),        cmocka_unit_test(test_flipped_bytes),
+        cmocka_unit_test(test_trailing_and_size),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
