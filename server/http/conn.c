@@ -470,6 +470,22 @@ static void refuse(struct conn *c, struct evbuffer *in, int status, const char *
     c->pending_msg = msg;
 }
 
+/* Empty lines before a request line are ignored (RFC 9112, 2.2): some
+ * clients end a body with an extra CRLF. */
+static void skip_empty_lines(struct conn *c)
+{
+    unsigned char b[2];
+
+    while (c->scan_pos == 0 && evbuffer_copyout(c->hold, b, 2) >= 1) {
+        if (b[0] == '\n')
+            evbuffer_drain(c->hold, 1);
+        else if (b[0] == '\r' && evbuffer_get_length(c->hold) >= 2 && b[1] == '\n')
+            evbuffer_drain(c->hold, 2);
+        else
+            break;
+    }
+}
+
 /* PH_HEAD: move what arrived into hold; release a complete head that passes
  * the limits to evhttp, or refuse it. */
 static void take_head(struct conn *c, struct evbuffer *in)
@@ -486,6 +502,7 @@ static void take_head(struct conn *c, struct evbuffer *in)
             arm_deadline(c);
     }
     evbuffer_add_buffer(c->hold, in);
+    skip_empty_lines(c);
     head_len = find_head_end(c);
     if (head_len == 0) {
         if (evbuffer_get_length(c->hold) > lim->max_header_bytes)

@@ -6,8 +6,10 @@
  *
  * A handler runs synchronously in its worker thread and answers with exactly
  * one custos_http_reply* call; the exchange is valid only during that call.
- * Every answer carries X-Request-Id, `Cache-Control: no-store`,
- * `X-Content-Type-Options: nosniff` and `Strict-Transport-Security`.
+ * Every answer carries X-Request-Id, `X-Content-Type-Options: nosniff`,
+ * `Strict-Transport-Security: max-age=31536000` and `Cache-Control: no-store`
+ * (unless the handler set a Cache-Control of its own with
+ * custos_http_set_header()); `Connection: close` while the server stops.
  * Errors the core answers itself (oversized headers 431, body 413, chunked
  * bodies 411, methods 405, bad paths 400, a handler that did not answer 500)
  * have the JSON error shape of docs/api.md.

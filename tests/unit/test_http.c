@@ -537,8 +537,8 @@ static void test_roundtrip(void **state)
         resp_free(&r);
     }
 
-    /* A head that arrives in pieces. */
-    assert_int_equal(client_send_str(&c, "GET /ec"), 0);
+    /* A head that arrives in pieces, after a stray empty line. */
+    assert_int_equal(client_send_str(&c, "\r\nGET /ec"), 0);
     sleep_ms(30);
     assert_int_equal(client_send_str(&c, "ho?q=split HTTP/1.1\r\nHo"), 0);
     sleep_ms(30);

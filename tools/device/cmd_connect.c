@@ -92,8 +92,12 @@ static void report(const custos_connect_status *st, custos_connect_status *last)
 {
     switch (st->phase) {
     case CUSTOS_CONNECT_SUBMITTED:
-        fprintf(stderr, "submitted request %s, waiting for approval (%s)\n", st->request_id,
-                st->state[0] != '\0' ? st->state : "pending");
+        if (strcmp(st->state, "certified") == 0 || strcmp(st->state, "provisioned") == 0)
+            fprintf(stderr, "submitted request %s: %s (approved by policy)\n", st->request_id,
+                    st->state);
+        else
+            fprintf(stderr, "submitted request %s, waiting for approval (%s)\n", st->request_id,
+                    st->state[0] != '\0' ? st->state : "pending");
         break;
     case CUSTOS_CONNECT_WAITING:
         if (last->phase != CUSTOS_CONNECT_SUBMITTED && last->phase != CUSTOS_CONNECT_WAITING)
