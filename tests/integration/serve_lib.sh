@@ -12,10 +12,18 @@ init_data() {
 # start_custosd DIR [ARGS...]: serve DIR on 127.0.0.1 (a free port); sets
 # CUSTOSD_PID, PORT, URL, CA (the Root of Trust PEM). Logs go to $T/custosd.log.
 start_custosd() {
-    local dir=$1 i
+    local dir=$1
     shift
+    start_custosd_on "$dir" 127.0.0.1:0 "$@"
+}
+
+# start_custosd_on DIR ADDR:PORT [ARGS...]: start_custosd on a given address
+# (a restart on the port devices already use).
+start_custosd_on() {
+    local dir=$1 listen=$2 i
+    shift 2
     : >"$T/custosd.log"
-    "$CUSTOSD" serve --data "$dir" --listen 127.0.0.1:0 "$@" 2>>"$T/custosd.log" &
+    "$CUSTOSD" serve --data "$dir" --listen "$listen" "$@" 2>>"$T/custosd.log" &
     CUSTOSD_PID=$!
     PORT=
     for i in $(seq 1 200); do

@@ -232,6 +232,7 @@ upload() { # SERIAL: upload as admin, request id into UP_ID
 n=0
 next_serial() { n=$((n + 1)); SERIAL=AZ-$n; }
 APPROVE=() REJECT=() COMPLETE=() UPLOAD=()
+# shellcheck disable=SC2034 # read and advanced by take() through a nameref
 APPROVE_I=0 REJECT_I=0 COMPLETE_I=0 UPLOAD_I=0 REVOKE_I=0
 for _ in $(seq 1 "$N_APPROVE"); do next_serial; upload "$SERIAL"; APPROVE+=("$UP_ID"); done
 for _ in $(seq 1 "$N_REJECT"); do next_serial; upload "$SERIAL"; REJECT+=("$UP_ID"); done
@@ -321,6 +322,7 @@ resolve() {
         if [ "$pool" = 1 ]; then TAKEN=${ASSIGN[$i|$cred]}; else TAKEN=$V_T; fi
         p=${p//\{to-revoke\}/$TAKEN}
     fi
+    [[ $p != *'{'* ]] || fail "$MATRIX: unknown placeholder in $p"
     RPATH=$p
     case $key in
     "POST /api/v1/systems")
@@ -366,7 +368,7 @@ answer_checks() {
 # unauth (401), nocsrf (state-changing: 403 csrf, GET: the normal status),
 # badcsrf (state-changing only: 403 csrf).
 cell() {
-    local i=$1 cred=$2 mode=$3 m=${ROW_M[$1]} want wcode="" pool=0 got label sess
+    local i=$1 cred=$2 mode=$3 m=${ROW_M[$1]} want wcode="" pool=0 got label
     label="$m ${ROW_P[$i]} [$cred]"
     case $mode in
     role)

@@ -68,16 +68,22 @@ done
 for i in 1 2 3; do
     expect_bg_exit "${pids[$((i - 1))]}" 0 "c$i"
 done
+IDS=()
 for i in 1 2 3; do
     [ "$(device_state "c$i")" = provisioned ] || fail "device c$i is '$(device_state "c$i")', want provisioned"
     [ ! -e "$T/c$i.mcpp" ] || fail "provision left the package on device c$i (not shredded)"
     id=$(device_request_id "c$i")
     expect_request "$id" provisioned connected
-    eval "ID_c$i=$id"
+    IDS+=("$id")
 done
+ID_c1=${IDS[0]} ID_c2=${IDS[1]} ID_c3=${IDS[2]}
 [ "$ID_c1" != "$ID_c2" ] && [ "$ID_c2" != "$ID_c3" ] && [ "$ID_c1" != "$ID_c3" ] ||
     fail "two devices share a request id"
 echo "    3 devices provisioned: $ID_c1 $ID_c2 $ID_c3"
+expect_code 200 GET "/api/v1/audit?limit=500"
+jq -e --arg id "$ID_c1" '[.items[] | select(.object | contains($id)) | .actor] | any(. == "policy:package") and any(. == "device")' \
+    "$T/body" >/dev/null ||
+    fail "the audit trail of $ID_c1 does not name policy:package and device: $(jq -c --arg id "$ID_c1" '[.items[] | select(.object | contains($id)) | {actor, action}]' "$T/body")"
 # What the device installed is what the server issued.
 expect_code 200 GET "/device/v1/requests/$ID_c1"
 cmp -s "$T/body" "$T/dev-c1/profile.mccp" || fail "the installed profile is not the one GET /device/v1/requests/{id} serves"
@@ -136,6 +142,20 @@ custos_cli "$ADMIN_TOKEN" devices approve "$ID_s1" >/dev/null 2>"$T/approve.err"
 expect_bg_exit "$PID_s1" 0 s1
 expect_request "$ID_s1" provisioned connected
 [ "$(device_request_id s1)" = "$ID_s1" ] || fail "the resumed device installed another request than $ID_s1"
+
+step "the server restarts (same port) while a device waits; the device carries on"
+provision_bg w1 RST-0001
+PID_w1=$BG_PID
+ID_w1=$(wait_request_by_serial RST-0001 pending 60)
+keep_log
+stop_custosd
+sleep 2 # the device polls a server that is down
+kill -0 "$PID_w1" 2>/dev/null || fail "the device gave up while the server was down: $(tail -n 3 "$T/prov-w1.err")"
+start_custosd_on "$D" "127.0.0.1:$PORT" --poll-interval 1
+custos_cli "$ADMIN_TOKEN" devices approve "$ID_w1" >/dev/null 2>"$T/approve.err" ||
+    { cat "$T/approve.err" >&2; fail "custos devices approve $ID_w1 after the restart"; }
+expect_bg_exit "$PID_w1" 0 w1
+expect_request "$ID_w1" provisioned connected
 
 # --- receipts: forged and altered --------------------------------------------------
 step "receipts: device c1's receipt posted for another request -> 422 mismatch; altered -> 4xx"
@@ -234,7 +254,7 @@ in_pending=$(jq --arg id "$ID_x2" '[.items[].request_id] | index($id) != null' "
 n_pending=$(jq '.counts.pending' "$T/body")
 [ "$one_state" = expired ] && [ "$in_pending" = false ] ||
     fail "request $ID_x2, whose signer expired a day ago (the device protocol answers 410 expired): GET /api/v1/requests/{id} says '$one_state', listed under ?state=pending: $in_pending (counts.pending $n_pending); want expired and not pending"
-TOKEN= expect_error 410 expired GET "/device/v1/requests/$ID_x2"
+TOKEN='' expect_error 410 expired GET "/device/v1/requests/$ID_x2"
 expect_error 410 expired POST "/api/v1/requests/$ID_x2/approve"
 [ "$(db_count "$D" "select count(*) from certificates where request_id = '$ID_x2'")" = 0 ] ||
     fail "certificates were issued for the expired request $ID_x2"

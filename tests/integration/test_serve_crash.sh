@@ -198,6 +198,20 @@ codes=$(cat "$T"/appr?.code | sort | uniq -c | tr -s ' \n' ' ')
     fail "8 concurrent approvals issued $(db_count "$D" "select count(*) from certificates where request_id = '$RACE_ID'") certificates, want 2"
 echo "    approvals:$codes"
 
+step "paging: ?limit=7 and next_cursor visit every request exactly once"
+: >"$T/paged"
+cursor=
+for _ in $(seq 1 20); do
+    expect_code 200 GET "/api/v1/requests?limit=7${cursor:+&cursor=$cursor}"
+    jq -r '.items[].request_id' "$T/body" >>"$T/paged"
+    cursor=$(jq -r '.next_cursor // empty' "$T/body")
+    [ -n "$cursor" ] || break
+    cursor=$(printf '%s' "$cursor" | jq -sRr @uri)
+done
+total=$(db_count "$D" "select count(*) from requests")
+[ "$(wc -l <"$T/paged")" = "$total" ] && [ "$(sort -u "$T/paged" | wc -l)" = "$total" ] ||
+    fail "paging by 7 gave $(wc -l <"$T/paged") items ($(sort -u "$T/paged" | wc -l) distinct) for $total requests"
+
 step "three devices finish: profile from the device protocol, install, complete"
 for i in 1 $((N / 2)) "$N"; do
     id=$(awk -v i="$i" '$1 == i { print $2 }' "$T/ids")

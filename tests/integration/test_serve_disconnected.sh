@@ -115,7 +115,7 @@ as "$TECH" expect_code 200 POST /api/v1/requests -H "$MCPR" --data-binary "@$T/d
 [ "$(jq -r .request_id "$T/body")" = "$ID2" ] || fail "the same upload again gave another id"
 [ "$(db_count "$D" "select count(*) from requests where serial = 'DIS-0002'")" = 1 ] ||
     fail "the same upload twice stored two requests"
-TOKEN= expect_error 401 unauthenticated POST /api/v1/requests -H "$MCPR" --data-binary "@$T/dev-p2/request.mcpr" \
+TOKEN='' expect_error 401 unauthenticated POST /api/v1/requests -H "$MCPR" --data-binary "@$T/dev-p2/request.mcpr" \
     -H 'Authorization: Bearer cst_not_a_token'
 as "$APPR" expect_error 403 forbidden POST /api/v1/requests -H "$MCPR" --data-binary "@$T/dev-p2/request.mcpr"
 
