@@ -566,6 +566,14 @@ custos_err custos_engine_request_approve(custos_request_summary *out, custos_eng
     id = idbuf;
     memset(out, 0, sizeof(*out));
     CUSTOS_GUARD(e->st->ops->request_get(e->st->ctx, &r, id));
+    if (r.sum.state == CUSTOS_STATE_EXPIRED) {
+        custos_time_format(when, r.sum.expires);
+        ret = custos_error_set(CUSTOS_ERR_EXPIRED, "signer",
+                               "request %s expired: the certificate that signed it expired at %s; "
+                               "the device must make a new request",
+                               id, when);
+        goto out;
+    }
     CUSTOS_ENSURE(r.sum.state == CUSTOS_STATE_PENDING, CUSTOS_ERR_STATE, "state",
                   "request %s is %s, not pending", id, custos_state_name(r.sum.state));
     if (custos_engine_now(e) >= r.sum.expires) {

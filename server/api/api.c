@@ -78,6 +78,28 @@ json_t *api_body_json(api_call *c)
     return j;
 }
 
+int api_only_keys(api_call *c, const json_t *o, const char *const *keys)
+{
+    const char *k;
+    json_t *v;
+    char msg[200];
+    size_t i;
+
+    json_object_foreach((json_t *)o, k, v)
+    {
+        int known = 0;
+        (void)v;
+        for (i = 0; keys[i] != NULL && !known; i++)
+            known = strcmp(keys[i], k) == 0;
+        if (!known) {
+            snprintf(msg, sizeof(msg), "unknown field \"%.64s\"", k);
+            api_error(c, 400, "malformed", msg, k);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 const char *api_str(api_call *c, const json_t *o, const char *key, int required, int *bad)
 {
     const json_t *v = json_object_get(o, key);
@@ -356,6 +378,85 @@ void custos_api_handle(custos_http_exchange *x, void *wctx)
     r->fn(&c);
 }
 
+/* ---- expiry sweep --------------------------------------------------------------- */
+
+#define SWEEP_INTERVAL_S 30
+
+static void sweep_once(custos_engine *e)
+{
+    size_t n = 0;
+    json_t *f;
+    if (custos_engine_expire(&n, e) != CUSTOS_OK) {
+        f = json_pack("{s:s}", "message", custos_error_last()->message);
+        custos_log("error", "expiry_sweep_failed", f);
+        json_decref(f);
+        custos_error_clear();
+        return;
+    }
+    if (n > 0) {
+        f = json_pack("{s:I}", "expired", (json_int_t)n);
+        custos_log("info", "expiry_sweep", f);
+        json_decref(f);
+    }
+}
+
+/* A request whose signer expired while it waited can no longer be approved:
+ * mark it expired so the Devices page and the counts say so. At start and
+ * every SWEEP_INTERVAL_S seconds, on its own engine (store connection). */
+static void *sweep_main(void *arg)
+{
+    custos_api *api = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&api->sweep_lock);
+    while (!api->sweep_stop) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += SWEEP_INTERVAL_S;
+        if (pthread_cond_timedwait(&api->sweep_cond, &api->sweep_lock, &until) == 0 &&
+            api->sweep_stop)
+            break;
+        if (api->sweep_stop)
+            break;
+        pthread_mutex_unlock(&api->sweep_lock);
+        sweep_once(api->sweep_engine);
+        pthread_mutex_lock(&api->sweep_lock);
+    }
+    pthread_mutex_unlock(&api->sweep_lock);
+    return NULL;
+}
+
+static custos_err sweep_start(custos_api *api)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CUSTOS_GUARD(custos_engine_open_shared(&api->sweep_engine, api->parent));
+    sweep_once(api->sweep_engine);
+    CUSTOS_ENSURE(pthread_mutex_init(&api->sweep_lock, NULL) == 0 &&
+                      pthread_cond_init(&api->sweep_cond, NULL) == 0,
+                  CUSTOS_ERR_INTERNAL, "api", "cannot make a lock");
+    CUSTOS_ENSURE(pthread_create(&api->sweep_thread, NULL, sweep_main, api) == 0,
+                  CUSTOS_ERR_INTERNAL, "api", "cannot start the expiry sweep");
+    api->sweep_started = 1;
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}
+
+static void sweep_stop(custos_api *api)
+{
+    if (api->sweep_started) {
+        pthread_mutex_lock(&api->sweep_lock);
+        api->sweep_stop = 1;
+        pthread_cond_signal(&api->sweep_cond);
+        pthread_mutex_unlock(&api->sweep_lock);
+        pthread_join(api->sweep_thread, NULL);
+        pthread_mutex_destroy(&api->sweep_lock);
+        pthread_cond_destroy(&api->sweep_cond);
+        api->sweep_started = 0;
+    }
+    custos_engine_free(api->sweep_engine);
+    api->sweep_engine = NULL;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 custos_err custos_api_new(custos_api **out, const custos_api_config *cfg)
@@ -380,6 +481,7 @@ custos_err custos_api_new(custos_api **out, const custos_api_config *cfg)
                                       cfg->device_burst / 4.0 + 4.0, 100000));
     CUSTOS_GUARD(custos_ratelimit_new(&api->login_addr, cfg->login_rate * 5.0, 10.0, 10000));
     CUSTOS_GUARD(custos_ratelimit_new(&api->login_user, cfg->login_rate, 5.0, 10000));
+    CUSTOS_GUARD(sweep_start(api));
     *out = api;
     api = NULL;
     ret = CUSTOS_OK;
@@ -392,6 +494,7 @@ void custos_api_free(custos_api *api)
 {
     if (api == NULL)
         return;
+    sweep_stop(api);
     custos_ratelimit_free(api->device_addr);
     custos_ratelimit_free(api->device_key);
     custos_ratelimit_free(api->login_addr);

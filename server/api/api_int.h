@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
 
 #include "api.h"
@@ -37,6 +39,13 @@ struct custos_api {
     custos_ratelimit *device_key;
     custos_ratelimit *login_addr;
     custos_ratelimit *login_user;
+    /* Expiry sweep: marks pending/approved requests whose signer expired. */
+    custos_engine *sweep_engine;
+    pthread_t sweep_thread;
+    pthread_mutex_t sweep_lock;
+    pthread_cond_t sweep_cond;
+    int sweep_started;
+    int sweep_stop;
 };
 
 typedef struct api_worker {
@@ -87,6 +96,9 @@ void api_rate_limited(api_call *c, unsigned retry_after);
 
 /* The JSON body as an object (strict: duplicates refused); NULL after answering 400. */
 json_t *api_body_json(api_call *c);
+/* 1 when every member of @p o is named in @p keys (NULL-terminated); else
+ * answers 400 naming the unknown field (bodies are strict, like the formats). */
+int api_only_keys(api_call *c, const json_t *o, const char *const *keys);
 /* A string field of @p o: NULL when absent; answers 400 (and sets *bad) when not a string. */
 const char *api_str(api_call *c, const json_t *o, const char *key, int required, int *bad);
 

@@ -111,6 +111,10 @@ static void session_create(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"username", "password", "kind", NULL})) {
+        json_decref(b);
+        return;
+    }
     user = api_str(c, b, "username", 1, &bad);
     pw = api_str(c, b, "password", 1, &bad);
     kind = api_str(c, b, "kind", 0, &bad);
@@ -314,6 +318,10 @@ static void policy_set(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"mode", "allow", "deny", NULL})) {
+        json_decref(b);
+        return;
+    }
     mode_name = api_str(c, b, "mode", 1, &bad);
     if (bad)
         goto out;
@@ -362,6 +370,10 @@ static void package_create(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"valid_days", "passphrase", NULL})) {
+        json_decref(b);
+        return;
+    }
     jd = json_object_get(b, "valid_days");
     if (jd != NULL) {
         if (!json_is_integer(jd) || json_integer_value(jd) < 1 ||
@@ -478,6 +490,10 @@ static void mock_create(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"serial", NULL})) {
+        json_decref(b);
+        return;
+    }
     serial = api_str(c, b, "serial", 1, &bad);
     if (bad)
         goto out;
@@ -598,6 +614,10 @@ static void request_reject(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"reason", NULL})) {
+        json_decref(b);
+        return;
+    }
     reason = api_str(c, b, "reason", 1, &bad);
     if (!bad) {
         err = custos_engine_request_reject(&s, c->e, c->params[0], reason, &c->actor);
@@ -668,6 +688,10 @@ static void user_create(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"username", "role", "password", NULL})) {
+        json_decref(b);
+        return;
+    }
     user = api_str(c, b, "username", 1, &bad);
     role_name = api_str(c, b, "role", 1, &bad);
     pw = api_str(c, b, "password", 0, &bad);
@@ -726,6 +750,10 @@ static void token_create(api_call *c)
 
     if (b == NULL)
         return;
+    if (!api_only_keys(c, b, (const char *const[]){"name", "username", "valid_days", NULL})) {
+        json_decref(b);
+        return;
+    }
     name = api_str(c, b, "name", 1, &bad);
     user = api_str(c, b, "username", 1, &bad);
     if (bad)

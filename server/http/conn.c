@@ -88,6 +88,30 @@ static size_t conn_event_offset(void)
     return (sizeof(struct conn) + a - 1) / a * a;
 }
 
+enum { WARN_TLS = 0, WARN_TIMEOUT = 1 };
+
+/* Log a per-connection warning unless one of this kind was logged by this
+ * worker in the same second (a client must not be able to flood the log);
+ * the next line carries how many were left out. Takes @p f. */
+static void log_warn_throttled(struct worker *w, int kind, const char *event, json_t *f)
+{
+    time_t now = time(NULL);
+
+    if (f == NULL)
+        return;
+    if (now == w->warn_logged_at[kind]) {
+        w->warn_suppressed[kind]++;
+        json_decref(f);
+        return;
+    }
+    if (w->warn_suppressed[kind] > 0)
+        json_object_set_new(f, "suppressed", json_integer((json_int_t)w->warn_suppressed[kind]));
+    custos_log("warn", event, f);
+    json_decref(f);
+    w->warn_logged_at[kind] = now;
+    w->warn_suppressed[kind] = 0;
+}
+
 static void log_tls_failure(struct conn *c)
 {
     json_t *f = json_object();
@@ -97,8 +121,7 @@ static void log_tls_failure(struct conn *c)
         return;
     json_object_set_new(f, "client", json_string(c->addr[0] ? c->addr : "-"));
     json_object_set_new(f, "reason", json_string(reason != NULL ? reason : "connection closed"));
-    custos_log("warn", "tls_handshake_failed", f);
-    json_decref(f);
+    log_warn_throttled(c->w, WARN_TLS, "tls_handshake_failed", f);
 }
 
 static void conn_destroy(struct conn *c)
@@ -223,8 +246,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         json_object_set_new(f, "client", json_string(c->addr[0] ? c->addr : "-"));
         json_object_set_new(f, "stage", json_string(c->tls_done ? "request" : "tls_handshake"));
         json_object_set_new(f, "timeout_s", json_integer((json_int_t)lim->header_timeout_s));
-        custos_log("warn", "http_timeout", f);
-        json_decref(f);
+        log_warn_throttled(c->w, WARN_TIMEOUT, "http_timeout", f);
     }
     http_conn_shutdown(c);
 }

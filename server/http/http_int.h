@@ -97,6 +97,10 @@ struct worker {
     struct timespec stop_deadline;
     time_t reject_logged_at;
     unsigned long rejected;
+    /* Per-connection warnings (timeouts, failed handshakes): at most one line
+     * a second per worker and kind, with the count of the ones not logged. */
+    time_t warn_logged_at[2];
+    unsigned long warn_suppressed[2];
 };
 
 struct custos_http_server {

@@ -384,11 +384,18 @@ cell() {
         fi
         ;;
     esac
-    # Sign-out: a fresh session of the column's user and kind (an API token
-    # is no session: not in the contract).
+    # Sign-out: a fresh session of the column's user and kind; an API token is
+    # no session: 400, and the token stays valid.
     if [ "$m ${ROW_P[$i]}" = "DELETE /api/v1/session" ] && [ "$mode" = role ]; then
         case $cred in
-        *-t) RES["$i|$cred"]=-; return 0 ;;
+        *-t)
+            got=$(call "$cred" DELETE /api/v1/session)
+            RES["$i|$cred"]=$got
+            expect "$label (an API token)" 400 malformed "$got" || RES["$i|$cred"]="$got!"
+            got=$(call "$cred" GET /api/v1/session)
+            expect "GET /api/v1/session [$cred] after DELETE /api/v1/session" 200 "" "$got" || RES["$i|$cred"]="${RES["$i|$cred"]%!}!"
+            return 0
+            ;;
         *-s) signin "${CUSER[$cred]}" "${PW[${CUSER[$cred]}]}" bearer; setcred out1 bearer "$SI_TOKEN" "" ;;
         *-c) signin "${CUSER[$cred]}" "${PW[${CUSER[$cred]}]}" cookie; setcred out1 cookie "$SI_COOKIE" "$SI_CSRF" ;;
         esac
