@@ -109,7 +109,7 @@ for sn in PX2-0001 PX2-0002 PX2-0003; do
 done
 for p in "${pids[@]}"; do wait "$p" || { echo "demo: a device failed:"; cat "$out"/devices/*.log; exit 1; }; done
 for sn in PX2-0001 PX2-0002 PX2-0003; do
-    printf '      %s: %s\n' "$sn" "$(tail -n 1 "$out/devices/$sn.log")"
+    printf '      %s: %s\n' "$sn" "$(grep "^provisioned" "$out/devices/$sn.log" | tail -n 1)"
 done
 show custos devices list
 
@@ -127,7 +127,7 @@ done
 where "request $ID (PX2-0004) is pending on the Devices page; the device polls"
 show custos devices approve "$ID"
 wait "$waiting" || { cat "$out/devices/PX2-0004.log"; exit 1; }
-printf '      PX2-0004: %s\n' "$(tail -n 1 "$out/devices/PX2-0004.log")"
+printf '      PX2-0004: %s\n' "$(grep "^provisioned" "$out/devices/PX2-0004.log" | tail -n 1)"
 
 step "disconnected: a pump in the field without network" "field technician"
 cp "$EX/infusion-x2.mcpp" "$out/factory/PX2-0005.mcpp"
