@@ -341,95 +341,6 @@ struct bufferevent *http_conn_bevcb(struct event_base *base, void *arg)
 
 /* ---- request heads ------------------------------------------------------- */
 
-struct head_info {
-    char method[16];
-    int cl_seen, cl_bad, te_seen;
-    uint64_t cl;
-};
-
-/* Length of the head in hold (through its empty line), or 0 when it is not
- * complete yet. Lines end in LF or CRLF, as evhttp reads them. */
-static size_t find_head_end(struct conn *c)
-{
-    struct evbuffer_ptr p, e;
-    size_t eol_len = 0;
-
-    if (evbuffer_ptr_set(c->hold, &p, c->scan_pos, EVBUFFER_PTR_SET) != 0)
-        return 0;
-    for (;;) {
-        e = evbuffer_search_eol(c->hold, &p, &eol_len, EVBUFFER_EOL_CRLF);
-        if (e.pos < 0) {
-            c->scan_pos = (size_t)p.pos;
-            return 0;
-        }
-        if (e.pos == p.pos)
-            return (size_t)e.pos + eol_len;
-        if (evbuffer_ptr_set(c->hold, &p, (size_t)e.pos + eol_len, EVBUFFER_PTR_SET) != 0)
-            return 0;
-    }
-}
-
-static void parse_content_length(struct head_info *hi, const char *v, int truncated)
-{
-    uint64_t n = 0;
-    const char *s = v;
-
-    if (*s == '\0')
-        hi->cl_bad = 1;
-    for (; *s >= '0' && *s <= '9'; s++)
-        n = n > UINT64_MAX / 16 ? UINT64_MAX / 16 : n * 10 + (uint64_t)(*s - '0');
-    if (*s != '\0')
-        hi->cl_bad = 1;
-    if (truncated)
-        n = UINT64_MAX / 16; /* a 100-digit length is not small */
-    if (hi->cl_seen && n != hi->cl)
-        hi->cl_bad = 1; /* conflicting lengths: a smuggling attempt */
-    hi->cl_seen = 1;
-    hi->cl = n;
-}
-
-/* What evhttp will need to frame the request: the method, Content-Length and
- * Transfer-Encoding. Only used to refuse; evhttp still parses what passes. */
-static void analyze_head(struct conn *c, size_t head_len, struct head_info *hi)
-{
-    struct evbuffer_ptr p, e;
-    size_t eol_len = 0, line_no = 0;
-    char line[128];
-
-    memset(hi, 0, sizeof(*hi));
-    evbuffer_ptr_set(c->hold, &p, 0, EVBUFFER_PTR_SET);
-    while ((size_t)p.pos < head_len) {
-        size_t len, n;
-        char *colon, *v;
-
-        e = evbuffer_search_eol(c->hold, &p, &eol_len, EVBUFFER_EOL_CRLF);
-        if (e.pos < 0 || e.pos == p.pos)
-            break;
-        len = (size_t)(e.pos - p.pos);
-        n = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
-        evbuffer_copyout_from(c->hold, &p, line, n);
-        line[n] = '\0';
-        if (line_no++ == 0) {
-            size_t m = strcspn(line, " ");
-            if (m < sizeof(hi->method)) {
-                memcpy(hi->method, line, m);
-                hi->method[m] = '\0';
-            }
-        } else if (line[0] != ' ' && line[0] != '\t' && (colon = strchr(line, ':')) != NULL) {
-            *colon = '\0';
-            for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-                ;
-            for (char *end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t');)
-                *--end = '\0';
-            if (strcasecmp(line, "content-length") == 0)
-                parse_content_length(hi, v, len > n);
-            else if (strcasecmp(line, "transfer-encoding") == 0)
-                hi->te_seen = 1;
-        }
-        evbuffer_ptr_set(c->hold, &p, (size_t)e.pos + eol_len, EVBUFFER_PTR_SET);
-    }
-}
-
 static int method_allowed(const char *m)
 {
     return strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
@@ -513,7 +424,7 @@ static void skip_empty_lines(struct conn *c)
 static void take_head(struct conn *c, struct evbuffer *in)
 {
     const custos_http_limits *lim = limits_of(c);
-    struct head_info hi;
+    custos_http_head hi;
     size_t head_len;
 
     if (evbuffer_get_length(in) == 0)
@@ -525,7 +436,7 @@ static void take_head(struct conn *c, struct evbuffer *in)
     }
     evbuffer_add_buffer(c->hold, in);
     skip_empty_lines(c);
-    head_len = find_head_end(c);
+    head_len = custos_http_head_end(c->hold, &c->scan_pos);
     if (head_len == 0) {
         if (evbuffer_get_length(c->hold) > lim->max_header_bytes)
             refuse(c, in, 431, "too_large", "the request line and headers are too large");
@@ -535,7 +446,7 @@ static void take_head(struct conn *c, struct evbuffer *in)
         refuse(c, in, 431, "too_large", "the request line and headers are too large");
         return;
     }
-    analyze_head(c, head_len, &hi);
+    custos_http_head_analyze(c->hold, head_len, &hi);
     if (!method_allowed(hi.method)) {
         refuse(c, in, 405, "method_not_allowed", "method not allowed");
     } else if (hi.te_seen) {

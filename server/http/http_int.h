@@ -138,4 +138,21 @@ int http_exchange_parse_target(struct custos_http_exchange *x);
 void http_exchange_finish(struct custos_http_exchange *x, int completed);
 double http_elapsed_ms(const struct timespec *since);
 
+/* ---- request heads (head.c) ------------------------------------------------ */
+
+typedef struct custos_http_head {
+    char method[16];
+    int cl_seen, cl_bad,
+        te_seen; /* Content-Length seen / invalid or conflicting; Transfer-Encoding seen */
+    uint64_t cl;
+} custos_http_head;
+
+/* Length of the head in @p hold (through its empty line), or 0 when it is not
+ * complete yet; *scan_pos remembers where the first incomplete line starts
+ * (0 at first). Lines end in LF or CRLF, as evhttp reads them. */
+size_t custos_http_head_end(struct evbuffer *hold, size_t *scan_pos);
+/* The method, Content-Length and Transfer-Encoding of the first @p head_len
+ * bytes of @p hold. Only used to refuse; evhttp still parses what passes. */
+void custos_http_head_analyze(struct evbuffer *hold, size_t head_len, custos_http_head *hi);
+
 #endif
