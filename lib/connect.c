@@ -135,26 +135,13 @@ custos_err custos_http_error(char *out_code, size_t code_cap, const custos_http_
 
 /* ---- loading what the device holds ---------------------------------------- */
 
-/* NULL/0 when the object does not exist. */
-static custos_err read_optional(uint8_t **out, size_t *out_len, const custos_port *port,
-                                const char *name, size_t max)
-{
-    custos_err r = custos_dev_read(out, out_len, port, name, max);
-
-    if (r == CUSTOS_ERR_NOT_FOUND) {
-        custos_error_clear();
-        return 0;
-    }
-    return r;
-}
-
 static custos_err load_profile(conn *c)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     X509_STORE *store = NULL;
 
-    CUSTOS_GUARD(read_optional(&c->profile, &c->profile_len, c->port, CUSTOS_OBJ_PROFILE,
-                               CUSTOS_MAX_PROFILE_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&c->profile, &c->profile_len, c->port, CUSTOS_OBJ_PROFILE,
+                                          CUSTOS_MAX_PROFILE_SIZE));
     if (c->profile != NULL) {
         CUSTOS_GUARD(custos_dev_store(&store, c->ident->root_of_trust));
         custos_trust t = {store, NULL, c->now, custos_oid_nid(CUSTOS_OID_EKU_PROFILE_SIGNING),
@@ -182,7 +169,7 @@ static custos_err load_submitted(conn *c)
     c->submitted = 0;
     if (c->request == NULL)
         return 0;
-    CUSTOS_GUARD(read_optional(&m, &m_len, c->port, CUSTOS_OBJ_REQUEST_SUBMITTED, 128));
+    CUSTOS_GUARD(custos_dev_read_optional(&m, &m_len, c->port, CUSTOS_OBJ_REQUEST_SUBMITTED, 128));
     custos_sha256(digest, c->request, c->request_len);
     custos_hex_encode(hex, digest, sizeof(digest));
     c->submitted = m != NULL && m_len == 64 && CRYPTO_memcmp(m, hex, 64) == 0;
@@ -199,8 +186,8 @@ static custos_err load_receipt(conn *c)
     custos_err ret = CUSTOS_ERR_INTERNAL;
     int stale;
 
-    CUSTOS_GUARD(read_optional(&c->receipt, &c->receipt_len, c->port, CUSTOS_OBJ_RECEIPT_PENDING,
-                               CUSTOS_MAX_RECEIPT_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&c->receipt, &c->receipt_len, c->port,
+                                          CUSTOS_OBJ_RECEIPT_PENDING, CUSTOS_MAX_RECEIPT_SIZE));
     if (c->receipt == NULL)
         return 0;
     stale = custos_receipt_decode(&c->receipt_doc, c->receipt, c->receipt_len) < 0;
@@ -296,8 +283,8 @@ static custos_err conn_load(conn *c, const custos_port *port, const char *server
     CUSTOS_ENSURE(!custos_dev_identity_is_mock(ident, ident_len), CUSTOS_ERR_MOCK, "identity",
                   "mock device files are never provisioned");
     CUSTOS_GUARD(custos_dev_identity_load(&c->ident, port, ident, ident_len));
-    CUSTOS_GUARD(read_optional(&c->request, &c->request_len, port, CUSTOS_OBJ_REQUEST,
-                               CUSTOS_MAX_REQUEST_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&c->request, &c->request_len, port, CUSTOS_OBJ_REQUEST,
+                                          CUSTOS_MAX_REQUEST_SIZE));
     CUSTOS_GUARD(load_profile(c));
     CUSTOS_GUARD(load_submitted(c));
     CUSTOS_GUARD(load_receipt(c));

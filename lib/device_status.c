@@ -22,26 +22,15 @@ typedef struct status_files {
     int receipt_pending; /* connected mode: an install receipt not yet accepted */
 } status_files;
 
-static custos_err read_optional(uint8_t **out, size_t *out_len, const custos_port *port,
-                                const char *name, size_t max)
-{
-    custos_err r = custos_dev_read(out, out_len, port, name, max);
-    if (r == CUSTOS_ERR_NOT_FOUND) {
-        custos_error_clear();
-        return 0;
-    }
-    return r;
-}
-
 static custos_err load_files(status_files *f, const custos_port *port)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    CUSTOS_GUARD(read_optional(&f->ident, &f->ident_len, port, CUSTOS_OBJ_IDENTITY,
-                               CUSTOS_MAX_IDENTITY_SIZE));
-    CUSTOS_GUARD(read_optional(&f->request, &f->request_len, port, CUSTOS_OBJ_REQUEST,
-                               CUSTOS_MAX_REQUEST_SIZE));
-    CUSTOS_GUARD(read_optional(&f->profile, &f->profile_len, port, CUSTOS_OBJ_PROFILE,
-                               CUSTOS_MAX_PROFILE_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&f->ident, &f->ident_len, port, CUSTOS_OBJ_IDENTITY,
+                                          CUSTOS_MAX_IDENTITY_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&f->request, &f->request_len, port, CUSTOS_OBJ_REQUEST,
+                                          CUSTOS_MAX_REQUEST_SIZE));
+    CUSTOS_GUARD(custos_dev_read_optional(&f->profile, &f->profile_len, port, CUSTOS_OBJ_PROFILE,
+                                          CUSTOS_MAX_PROFILE_SIZE));
     custos_err prev = custos_dev_exists(port, CUSTOS_OBJ_PROFILE_PREVIOUS);
     CUSTOS_GUARD(prev);
     f->previous = prev == 1;

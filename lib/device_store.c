@@ -68,6 +68,17 @@ out:
     return ret;
 }
 
+custos_err custos_dev_read_optional(uint8_t **out, size_t *out_len, const custos_port *port,
+                                    const char *name, size_t max)
+{
+    custos_err r = custos_dev_read(out, out_len, port, name, max);
+    if (r == CUSTOS_ERR_NOT_FOUND) {
+        custos_error_clear();
+        return 0;
+    }
+    return r;
+}
+
 custos_err custos_dev_exists(const custos_port *port, const char *name)
 {
     uint8_t probe[1];

@@ -19,20 +19,31 @@ static const char *const STATE_NAMES[] = {
     NULL, "pending", "approved", "certified", "provisioned", "rejected", "expired", "revoked",
 };
 
+const char *custos_engine_name_of(const char *const *names, int first, int last, int i)
+{
+    if (i < first || i > last)
+        return "unknown";
+    return names[i];
+}
+
+int custos_engine_name_find(const char *const *names, int first, int last, const char *name)
+{
+    int i;
+    for (i = first; name != NULL && i <= last; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return 0;
+}
+
 const char *custos_state_name(custos_state s)
 {
-    if ((int)s < CUSTOS_STATE_PENDING || (int)s > CUSTOS_STATE_REVOKED)
-        return "unknown";
-    return STATE_NAMES[s];
+    return custos_engine_name_of(STATE_NAMES, CUSTOS_STATE_PENDING, CUSTOS_STATE_REVOKED, (int)s);
 }
 
 custos_state custos_state_from_name(const char *name)
 {
-    int i;
-    for (i = CUSTOS_STATE_PENDING; name != NULL && i <= CUSTOS_STATE_REVOKED; i++)
-        if (strcmp(STATE_NAMES[i], name) == 0)
-            return (custos_state)i;
-    return (custos_state)0;
+    return (custos_state)custos_engine_name_find(STATE_NAMES, CUSTOS_STATE_PENDING,
+                                                 CUSTOS_STATE_REVOKED, name);
 }
 
 int64_t custos_engine_now(const custos_engine *e)

@@ -30,18 +30,13 @@ static const char *const ROLE_NAMES[] = {NULL, "admin", "approver", "technician"
 
 const char *custos_role_name(custos_role r)
 {
-    if ((int)r < CUSTOS_ROLE_ADMIN || (int)r > CUSTOS_ROLE_AUDITOR)
-        return "unknown";
-    return ROLE_NAMES[r];
+    return custos_engine_name_of(ROLE_NAMES, CUSTOS_ROLE_ADMIN, CUSTOS_ROLE_AUDITOR, (int)r);
 }
 
 custos_role custos_role_from_name(const char *name)
 {
-    int i;
-    for (i = CUSTOS_ROLE_ADMIN; name != NULL && i <= CUSTOS_ROLE_AUDITOR; i++)
-        if (strcmp(ROLE_NAMES[i], name) == 0)
-            return (custos_role)i;
-    return (custos_role)0;
+    return (custos_role)custos_engine_name_find(ROLE_NAMES, CUSTOS_ROLE_ADMIN, CUSTOS_ROLE_AUDITOR,
+                                                name);
 }
 
 void custos_principal_who(char out[CUSTOS_USERNAME_MAX + 8], const custos_principal *p)
@@ -393,6 +388,36 @@ static custos_err cred_check(custos_store_cred *out, custos_engine *e, const cha
     return CUSTOS_OK;
 }
 
+/* The principal of @p token, a live credential of @p kind. */
+static custos_err principal_of(custos_principal *out, custos_engine *e, const char *token,
+                               custos_store_cred_kind kind)
+{
+    custos_store_cred c;
+    custos_err r = cred_check(&c, e, token, kind);
+    if (r == CUSTOS_OK)
+        principal_from(out, &c);
+    OPENSSL_cleanse(&c, sizeof(c));
+    return r;
+}
+
+/* Store the new credential @p c and audit @p action on @p object, in one
+ * transaction. */
+static custos_err cred_insert_audited(custos_engine *e, const custos_store_cred *c,
+                                      const custos_actor *actor, const char *action,
+                                      const char *object, json_t *detail)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+    CUSTOS_GUARD(custos_engine_tx_begin(e, &in_tx));
+    CUSTOS_GUARD(e->st->ops->cred_insert(e->st->ctx, c));
+    CUSTOS_GUARD(custos_engine_audit(e, actor, action, object, detail));
+    CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));
+    ret = CUSTOS_OK;
+out:
+    custos_engine_tx_end(e, &in_tx);
+    return ret;
+}
+
 static custos_err login_failed(custos_engine *e, const char *username, const char *from)
 {
     const custos_actor actor = {"anonymous", from};
@@ -416,7 +441,7 @@ custos_err custos_engine_login(custos_principal *out, char *out_token, size_t ca
     char who[CUSTOS_USERNAME_MAX + 8];
     custos_actor actor;
     json_t *detail = NULL;
-    int known, match = 0, in_tx = 0;
+    int known, match = 0;
     int64_t now;
 
     memset(&u, 0, sizeof(u));
@@ -459,14 +484,10 @@ custos_err custos_engine_login(custos_principal *out, char *out_token, size_t ca
     snprintf(who, sizeof(who), "user:%s", u.username);
     actor.who = who;
     actor.from = from;
-    CUSTOS_GUARD(custos_engine_tx_begin(e, &in_tx));
-    CUSTOS_GUARD(e->st->ops->cred_insert(e->st->ctx, &c));
-    CUSTOS_GUARD(custos_engine_audit(e, &actor, "session.login", u.username, detail));
-    CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));
+    CUSTOS_GUARD(cred_insert_audited(e, &c, &actor, "session.login", u.username, detail));
     principal_from(out, &c);
     ret = CUSTOS_OK;
 out:
-    custos_engine_tx_end(e, &in_tx);
     json_decref(detail);
     OPENSSL_cleanse(&u, sizeof(u));
     OPENSSL_cleanse(&c, sizeof(c));
@@ -477,16 +498,10 @@ out:
 
 custos_err custos_engine_session_check(custos_principal *out, custos_engine *e, const char *token)
 {
-    custos_store_cred c;
-    custos_err r;
     if (out == NULL)
         return custos_error_set(CUSTOS_ERR_ARG, "session", "missing argument");
     memset(out, 0, sizeof(*out));
-    r = cred_check(&c, e, token, CUSTOS_CRED_SESSION);
-    if (r == CUSTOS_OK)
-        principal_from(out, &c);
-    OPENSSL_cleanse(&c, sizeof(c));
-    return r;
+    return principal_of(out, e, token, CUSTOS_CRED_SESSION);
 }
 
 custos_err custos_engine_session_end(custos_engine *e, const char *token, const char *from)
@@ -523,7 +538,6 @@ custos_err custos_engine_token_create(char out_id[CUSTOS_ID_LEN + 1], char *out_
     custos_store_user u;
     custos_store_cred c;
     json_t *detail = NULL;
-    int in_tx = 0;
     int64_t now;
 
     memset(&u, 0, sizeof(u));
@@ -554,15 +568,10 @@ custos_err custos_engine_token_create(char out_id[CUSTOS_ID_LEN + 1], char *out_
     detail = json_pack("{s:s, s:s, s:I}", "username", c.username, "name", c.name, "expires",
                        (json_int_t)c.expires);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(custos_engine_tx_begin(e, &in_tx));
-    CUSTOS_GUARD(e->st->ops->cred_insert(e->st->ctx, &c));
-    CUSTOS_GUARD(custos_engine_audit(e, actor, "token.create", c.id, detail));
-    CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));
+    CUSTOS_GUARD(cred_insert_audited(e, &c, actor, "token.create", c.id, detail));
     memcpy(out_id, c.id, CUSTOS_ID_LEN + 1);
     ret = CUSTOS_OK;
 out:
-    if (e != NULL)
-        custos_engine_tx_end(e, &in_tx);
     json_decref(detail);
     OPENSSL_cleanse(&c, sizeof(c));
     OPENSSL_cleanse(&u, sizeof(u));
@@ -573,18 +582,12 @@ out:
 
 custos_err custos_engine_token_check(custos_principal *out, custos_engine *e, const char *token)
 {
-    custos_store_cred c;
-    custos_err r;
     if (out == NULL)
         return custos_error_set(CUSTOS_ERR_ARG, "token", "missing argument");
     memset(out, 0, sizeof(*out));
     if (token == NULL || strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0)
         return unauthenticated();
-    r = cred_check(&c, e, token, CUSTOS_CRED_TOKEN);
-    if (r == CUSTOS_OK)
-        principal_from(out, &c);
-    OPENSSL_cleanse(&c, sizeof(c));
-    return r;
+    return principal_of(out, e, token, CUSTOS_CRED_TOKEN);
 }
 
 custos_err custos_engine_token_revoke(custos_engine *e, const char *token_id,

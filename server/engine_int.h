@@ -82,6 +82,12 @@ CUSTOS_NODISCARD custos_err custos_engine_b64url(char *out, size_t cap, const ui
 /* Decode base64url without padding; CUSTOS_ERR_MALFORMED naming @p field. */
 CUSTOS_NODISCARD custos_err custos_engine_b64url_decode(uint8_t *out, size_t cap, size_t *out_len,
                                                         const char *in, const char *field);
+
+/* Enum names held in a table indexed @p first..@p last (entries below @p first
+ * unused): the name of @p i, or "unknown"; the index of @p name, or 0. */
+const char *custos_engine_name_of(const char *const *names, int first, int last, int i);
+int custos_engine_name_find(const char *const *names, int first, int last, const char *name);
+
 /* The opaque list cursor for (created, id) and back. */
 CUSTOS_NODISCARD custos_err custos_engine_cursor_encode(char *out, size_t cap, int64_t created,
                                                         const char *id);

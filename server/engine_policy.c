@@ -14,18 +14,14 @@ static const char *const MODE_NAMES[] = {NULL, "manual", "package", "allow_list"
 
 const char *custos_policy_mode_name(custos_policy_mode m)
 {
-    if ((int)m < CUSTOS_POLICY_MANUAL || (int)m > CUSTOS_POLICY_ALLOW_LIST)
-        return "unknown";
-    return MODE_NAMES[m];
+    return custos_engine_name_of(MODE_NAMES, CUSTOS_POLICY_MANUAL, CUSTOS_POLICY_ALLOW_LIST,
+                                 (int)m);
 }
 
 custos_policy_mode custos_policy_mode_from_name(const char *name)
 {
-    int i;
-    for (i = CUSTOS_POLICY_MANUAL; name != NULL && i <= CUSTOS_POLICY_ALLOW_LIST; i++)
-        if (strcmp(MODE_NAMES[i], name) == 0)
-            return (custos_policy_mode)i;
-    return (custos_policy_mode)0;
+    return (custos_policy_mode)custos_engine_name_find(MODE_NAMES, CUSTOS_POLICY_MANUAL,
+                                                       CUSTOS_POLICY_ALLOW_LIST, name);
 }
 
 static custos_err system_known(custos_engine *e, const char *system)

@@ -34,51 +34,34 @@ out:
     return ret;
 }
 
-custos_err custos_cms_sign(uint8_t **out, size_t *out_len, custos_oid ct, const uint8_t *content,
-                           size_t content_len, const custos_signer *signer)
+custos_err custos_cms_start(CMS_ContentInfo **out, X509 *cert, EVP_PKEY *key, int nid,
+                            unsigned extra_flags)
+{
+    CMS_ContentInfo *cms;
+    *out = NULL;
+    ERR_clear_error();
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
+    if (cms == NULL ||
+        CMS_add1_signer(cms, cert, key, custos_key_md(key), CMS_NOSMIMECAP | extra_flags) == NULL ||
+        CMS_set1_eContentType(cms, OBJ_nid2obj(nid)) != 1) {
+        custos_err ret =
+            custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up the CMS signer");
+        CMS_ContentInfo_free(cms);
+        return ret;
+    }
+    *out = cms;
+    return CUSTOS_OK;
+}
+
+custos_err custos_cms_finish(uint8_t **out, size_t *out_len, CMS_ContentInfo *cms,
+                             const uint8_t *content, size_t content_len)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    CMS_ContentInfo *cms = NULL;
     BIO *in = NULL;
     unsigned char *der = NULL;
     uint8_t *buf = NULL;
-    const EVP_MD *md;
-    int nid = custos_oid_nid(ct);
     int len;
 
-    *out = NULL;
-    *out_len = 0;
-    CUSTOS_ENSURE(signer != NULL && signer->cert != NULL && signer->key != NULL, CUSTOS_ERR_ARG,
-                  "signer", "no signing certificate or key");
-    CUSTOS_ENSURE(nid != NID_undef && ct <= CUSTOS_OID_CT_RECEIPT, CUSTOS_ERR_ARG, NULL,
-                  "unknown content type");
-    CUSTOS_ENSURE(content != NULL && content_len > 0 && content_len <= INT32_MAX, CUSTOS_ERR_ARG,
-                  NULL, "no content to sign");
-    /* OpenSSL 3.0's CMS cannot sign or verify with EdDSA (no RFC 8419 support). */
-    CUSTOS_ENSURE(custos_key_alg(signer->key) != CUSTOS_ALG_ED25519, CUSTOS_ERR_UNSUPPORTED,
-                  "signer", "Ed25519 keys cannot sign CMS with this OpenSSL; use ECDSA or RSA");
-    CUSTOS_ENSURE(X509_check_private_key(signer->cert, signer->key) == 1, CUSTOS_ERR_ARG, "signer",
-                  "the signing key does not match the signing certificate");
-    ERR_clear_error();
-    md = custos_key_md(signer->key);
-    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
-    if (cms == NULL ||
-        CMS_add1_signer(cms, signer->cert, signer->key, md, CMS_NOSMIMECAP) == NULL ||
-        CMS_set1_eContentType(cms, OBJ_nid2obj(nid)) != 1) {
-        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up the CMS signer");
-        goto out;
-    }
-    for (int i = 0; signer->chain != NULL && i < sk_X509_num(signer->chain); i++) {
-        X509 *c = sk_X509_value(signer->chain, i);
-
-        if (X509_cmp(c, signer->cert) == 0)
-            continue;
-        if (CMS_add1_cert(cms, c) != 1) {
-            ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer",
-                                       "cannot add a chain certificate");
-            goto out;
-        }
-    }
     in = BIO_new_mem_buf(content, (int)content_len);
     CUSTOS_ENSURE(in != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
     if (CMS_final(cms, in, NULL, CMS_BINARY) != 1) {
@@ -101,6 +84,44 @@ out:
     free(buf);
     OPENSSL_free(der);
     BIO_free(in);
+    return ret;
+}
+
+custos_err custos_cms_sign(uint8_t **out, size_t *out_len, custos_oid ct, const uint8_t *content,
+                           size_t content_len, const custos_signer *signer)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CMS_ContentInfo *cms = NULL;
+    int nid = custos_oid_nid(ct);
+
+    *out = NULL;
+    *out_len = 0;
+    CUSTOS_ENSURE(signer != NULL && signer->cert != NULL && signer->key != NULL, CUSTOS_ERR_ARG,
+                  "signer", "no signing certificate or key");
+    CUSTOS_ENSURE(nid != NID_undef && ct <= CUSTOS_OID_CT_RECEIPT, CUSTOS_ERR_ARG, NULL,
+                  "unknown content type");
+    CUSTOS_ENSURE(content != NULL && content_len > 0 && content_len <= INT32_MAX, CUSTOS_ERR_ARG,
+                  NULL, "no content to sign");
+    /* OpenSSL 3.0's CMS cannot sign or verify with EdDSA (no RFC 8419 support). */
+    CUSTOS_ENSURE(custos_key_alg(signer->key) != CUSTOS_ALG_ED25519, CUSTOS_ERR_UNSUPPORTED,
+                  "signer", "Ed25519 keys cannot sign CMS with this OpenSSL; use ECDSA or RSA");
+    CUSTOS_ENSURE(X509_check_private_key(signer->cert, signer->key) == 1, CUSTOS_ERR_ARG, "signer",
+                  "the signing key does not match the signing certificate");
+    CUSTOS_GUARD(custos_cms_start(&cms, signer->cert, signer->key, nid, 0));
+    for (int i = 0; signer->chain != NULL && i < sk_X509_num(signer->chain); i++) {
+        X509 *c = sk_X509_value(signer->chain, i);
+
+        if (X509_cmp(c, signer->cert) == 0)
+            continue;
+        if (CMS_add1_cert(cms, c) != 1) {
+            ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer",
+                                       "cannot add a chain certificate");
+            goto out;
+        }
+    }
+    CUSTOS_GUARD(custos_cms_finish(out, out_len, cms, content, content_len));
+    ret = CUSTOS_OK;
+out:
     CMS_ContentInfo_free(cms);
     return ret;
 }

@@ -63,43 +63,20 @@ static custos_err sign_cades(uint8_t **out, size_t *out_len, const char *text, s
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     CMS_ContentInfo *cms = NULL;
-    BIO *in = NULL;
-    unsigned char *der = NULL;
     uint8_t *buf = NULL;
-    int len;
+    size_t len = 0;
 
-    ERR_clear_error();
-    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
-    if (cms == NULL ||
-        CMS_add1_signer(cms, cert, key, custos_key_md(key), CMS_NOSMIMECAP | CMS_CADES) == NULL ||
-        CMS_set1_eContentType(cms, OBJ_nid2obj(custos_oid_nid(CUSTOS_OID_CT_RECEIPT))) != 1) {
-        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "cannot set up the CMS signer");
-        goto out;
-    }
-    in = BIO_new_mem_buf(text, (int)text_len);
-    CUSTOS_ENSURE(in != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    if (CMS_final(cms, in, NULL, CMS_BINARY) != 1) {
-        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, "signer", "CMS signing failed");
-        goto out;
-    }
-    len = i2d_CMS_ContentInfo(cms, &der);
-    if (len <= 0) {
-        ret = custos_error_set_ssl(CUSTOS_ERR_INTERNAL, NULL, "cannot encode the CMS");
-        goto out;
-    }
-    CUSTOS_ENSURE((size_t)len <= CUSTOS_MAX_RECEIPT_SIZE, CUSTOS_ERR_TOO_LARGE, WHAT,
+    CUSTOS_GUARD(
+        custos_cms_start(&cms, cert, key, custos_oid_nid(CUSTOS_OID_CT_RECEIPT), CMS_CADES));
+    CUSTOS_GUARD(custos_cms_finish(&buf, &len, cms, (const uint8_t *)text, text_len));
+    CUSTOS_ENSURE(len <= CUSTOS_MAX_RECEIPT_SIZE, CUSTOS_ERR_TOO_LARGE, WHAT,
                   "the " WHAT " would exceed %u bytes", CUSTOS_MAX_RECEIPT_SIZE);
-    buf = malloc((size_t)len);
-    CUSTOS_ENSURE(buf != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    memcpy(buf, der, (size_t)len);
     *out = buf;
-    *out_len = (size_t)len;
+    *out_len = len;
     buf = NULL;
     ret = CUSTOS_OK;
 out:
     free(buf);
-    OPENSSL_free(der);
-    BIO_free(in);
     CMS_ContentInfo_free(cms);
     ERR_clear_error();
     return ret;

@@ -55,6 +55,10 @@ struct custos_device {
 /* Read storage object @p name (at most @p max bytes) through @p port. */
 CUSTOS_NODISCARD custos_err custos_dev_read(uint8_t **out, size_t *out_len, const custos_port *port,
                                             const char *name, size_t max);
+/* custos_dev_read(), but a missing object is not an error: *out NULL, 0. */
+CUSTOS_NODISCARD custos_err custos_dev_read_optional(uint8_t **out, size_t *out_len,
+                                                     const custos_port *port, const char *name,
+                                                     size_t max);
 /* 1 if @p name exists, 0 if not, negative on error. */
 CUSTOS_NODISCARD custos_err custos_dev_exists(const custos_port *port, const char *name);
 CUSTOS_NODISCARD custos_err custos_dev_write(const custos_port *port, const char *name,

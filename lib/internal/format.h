@@ -54,6 +54,15 @@ CUSTOS_NODISCARD custos_err custos_cms_sign(uint8_t **out, size_t *out_len, cust
                                             const uint8_t *content, size_t content_len,
                                             const custos_signer *signer);
 
+/* The steps of custos_cms_sign(), for a caller that needs more: a partial
+ * SignedData of eContentType @p nid with one signer (@p extra_flags added to
+ * CMS_NOSMIMECAP, e.g. CMS_CADES); then sign @p content and encode it (DER,
+ * malloc'd). */
+CUSTOS_NODISCARD custos_err custos_cms_start(CMS_ContentInfo **out, X509 *cert, EVP_PKEY *key,
+                                             int nid, unsigned extra_flags);
+CUSTOS_NODISCARD custos_err custos_cms_finish(uint8_t **out, size_t *out_len, CMS_ContentInfo *cms,
+                                              const uint8_t *content, size_t content_len);
+
 /* Verify: size <= @p max (TOO_LARGE), DER CMS SignedData with exactly one
  * signer and eContentType @p ct (MALFORMED), signature (SIGNATURE), chain to
  * @p trust at trust->now (UNTRUSTED; EXPIRED / NOT_YET_VALID for validity,

@@ -213,6 +213,30 @@ custos_err custos_sq_exec(sq *s, sqlite3_stmt *st, custos_err on_conflict, const
     return ret;
 }
 
+/* Runs @p sql (one or more statements, no rows) outside the prepared set. */
+custos_err custos_sq_exec_sql(sq *s, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    custos_err ret = CUSTOS_OK;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
+                               msg != NULL ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return ret;
+}
+
+/* Finish a write whose parameters @p bind_rc reports (nonzero: a bind failed):
+ * run it, @p on_conflict when a constraint refuses it. Finalizes @p st. */
+custos_err custos_sq_exec_bound(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on_conflict,
+                                const char *what)
+{
+    if (bind_rc != SQLITE_OK) {
+        custos_sq_done(st);
+        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
+    }
+    return custos_sq_exec(s, st, on_conflict, what);
+}
+
 static custos_err exec_simple(sq *s, enum stmt_id id, const char *what)
 {
     sqlite3_stmt *st = NULL;
@@ -269,14 +293,13 @@ custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const u
     custos_err ret = custos_sq_stmt(&st, s, id);
     if (ret < 0)
         return ret;
-    if (custos_sq_bind_text(st, 1, name) != SQLITE_OK ||
-        (as_text ? custos_sq_bind_text(st, 2, (const char *)data)
-                 : custos_sq_bind_blob(st, 2, data, len)) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
-    }
-    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, what);
+    return custos_sq_exec_bound(s, st,
+                                custos_sq_bind_text(st, 1, name) != SQLITE_OK ||
+                                    (as_text
+                                         ? custos_sq_bind_text(st, 2, (const char *)data)
+                                         : custos_sq_bind_blob(st, 2, data, len)) != SQLITE_OK ||
+                                    sqlite3_bind_int64(st, 3, now) != SQLITE_OK,
+                                CUSTOS_ERR_EXISTS, what);
 }
 
 custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *out_len,
@@ -380,15 +403,14 @@ static custos_err sq_package_put(void *ctx, const custos_store_package *p)
     custos_err ret = custos_sq_stmt(&st, s, S_PKG_PUT);
     if (ret < 0)
         return ret;
-    if (custos_sq_bind_text(st, 1, p->id) || custos_sq_bind_text(st, 2, p->system) ||
-        sqlite3_bind_int64(st, 3, p->created) || sqlite3_bind_int64(st, 4, p->expires) ||
-        custos_sq_bind_blob(st, 5, p->cert_der, p->cert_len) ||
-        (p->file != NULL ? custos_sq_bind_blob(st, 6, p->file, p->file_len)
-                         : sqlite3_bind_null(st, 6))) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, "package");
-    }
-    return custos_sq_exec(s, st, CUSTOS_ERR_EXISTS, "package");
+    return custos_sq_exec_bound(
+        s, st,
+        custos_sq_bind_text(st, 1, p->id) || custos_sq_bind_text(st, 2, p->system) ||
+            sqlite3_bind_int64(st, 3, p->created) || sqlite3_bind_int64(st, 4, p->expires) ||
+            custos_sq_bind_blob(st, 5, p->cert_der, p->cert_len) ||
+            (p->file != NULL ? custos_sq_bind_blob(st, 6, p->file, p->file_len)
+                             : sqlite3_bind_null(st, 6)),
+        CUSTOS_ERR_EXISTS, "package");
 }
 
 static custos_err sq_package_get(void *ctx, custos_store_package *out, const char *id)
@@ -510,17 +532,6 @@ static const custos_store_ops SQLITE_OPS = {
     .audit_query = custos_sq_audit_query,
 };
 
-static custos_err exec_sql(sq *s, const char *sql, const char *what)
-{
-    char *msg = NULL;
-    custos_err ret = CUSTOS_OK;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
-                               msg != NULL ? msg : "error");
-    sqlite3_free(msg);
-    return ret;
-}
-
 custos_err custos_store_sqlite_open(custos_store **out, const char *path, int create)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
@@ -549,10 +560,10 @@ custos_err custos_store_sqlite_open(custos_store **out, const char *path, int cr
     sqlite3_extended_result_codes(s->db, 1);
     CUSTOS_ENSURE(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK, CUSTOS_ERR_IO, "store",
                   "store: busy_timeout");
-    CUSTOS_GUARD(exec_sql(s,
-                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                          " PRAGMA foreign_keys=ON;",
-                          "pragmas"));
+    CUSTOS_GUARD(custos_sq_exec_sql(s,
+                                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                    " PRAGMA foreign_keys=ON;",
+                                    "pragmas"));
     CUSTOS_GUARD(custos_sq_migrate(s, create, path));
     store->ops = &SQLITE_OPS;
     store->ctx = s;

@@ -6,17 +6,6 @@
 #include "internal/util.h"
 #include "store/sqlite_int.h"
 
-/* A statement that returns no rows, all of whose binds @p bind_rc reports. */
-static custos_err run(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on_conflict,
-                      const char *what)
-{
-    if (bind_rc != SQLITE_OK) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
-    }
-    return custos_sq_exec(s, st, on_conflict, what);
-}
-
 /* ---- users ---------------------------------------------------------------- */
 
 custos_err custos_sq_user_insert(void *ctx, const custos_store_user *u)
@@ -26,11 +15,12 @@ custos_err custos_sq_user_insert(void *ctx, const custos_store_user *u)
     custos_err ret = custos_sq_stmt(&st, s, S_USER_INSERT);
     if (ret < 0)
         return ret;
-    return run(s, st,
-               custos_sq_bind_text(st, 1, u->username) | sqlite3_bind_int(st, 2, (int)u->role) |
-                   custos_sq_bind_text(st, 3, u->pw_hash) | sqlite3_bind_int64(st, 4, u->created) |
-                   sqlite3_bind_int(st, 5, u->disabled ? 1 : 0),
-               CUSTOS_ERR_EXISTS, "user");
+    return custos_sq_exec_bound(
+        s, st,
+        custos_sq_bind_text(st, 1, u->username) | sqlite3_bind_int(st, 2, (int)u->role) |
+            custos_sq_bind_text(st, 3, u->pw_hash) | sqlite3_bind_int64(st, 4, u->created) |
+            sqlite3_bind_int(st, 5, u->disabled ? 1 : 0),
+        CUSTOS_ERR_EXISTS, "user");
 }
 
 static void read_user(custos_store_user *u, sqlite3_stmt *st)
@@ -72,15 +62,15 @@ custos_err custos_sq_user_update(void *ctx, const char *username, const char *pw
     custos_err ret = CUSTOS_OK;
     if (pw_hash != NULL) {
         CUSTOS_GUARD(custos_sq_stmt(&st, s, S_USER_SET_PW));
-        CUSTOS_GUARD(run(s, st,
-                         custos_sq_bind_text(st, 1, username) | custos_sq_bind_text(st, 2, pw_hash),
-                         CUSTOS_ERR_EXISTS, "user"));
+        CUSTOS_GUARD(custos_sq_exec_bound(
+            s, st, custos_sq_bind_text(st, 1, username) | custos_sq_bind_text(st, 2, pw_hash),
+            CUSTOS_ERR_EXISTS, "user"));
         CUSTOS_ENSURE(sqlite3_changes(s->db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
                       "no operator '%s'", username);
     }
     if (disabled >= 0) {
         CUSTOS_GUARD(custos_sq_stmt(&st, s, S_USER_SET_DISABLED));
-        CUSTOS_GUARD(run(
+        CUSTOS_GUARD(custos_sq_exec_bound(
             s, st, custos_sq_bind_text(st, 1, username) | sqlite3_bind_int(st, 2, disabled ? 1 : 0),
             CUSTOS_ERR_EXISTS, "user"));
         CUSTOS_ENSURE(sqlite3_changes(s->db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
@@ -117,14 +107,14 @@ custos_err custos_sq_cred_insert(void *ctx, const custos_store_cred *c)
     custos_err ret = custos_sq_stmt(&st, s, S_CRED_INSERT);
     if (ret < 0)
         return ret;
-    return run(s, st,
-               custos_sq_bind_text(st, 1, c->id) | sqlite3_bind_int(st, 2, (int)c->kind) |
-                   custos_sq_bind_blob(st, 3, c->hash, 32) |
-                   custos_sq_bind_text(st, 4, c->username) | custos_sq_bind_text(st, 5, c->name) |
-                   custos_sq_bind_text(st, 6, c->csrf) | custos_sq_bind_text(st, 7, c->origin) |
-                   sqlite3_bind_int64(st, 8, c->created) | sqlite3_bind_int64(st, 9, c->expires) |
-                   sqlite3_bind_int64(st, 10, c->revoked),
-               CUSTOS_ERR_EXISTS, "credential");
+    return custos_sq_exec_bound(
+        s, st,
+        custos_sq_bind_text(st, 1, c->id) | sqlite3_bind_int(st, 2, (int)c->kind) |
+            custos_sq_bind_blob(st, 3, c->hash, 32) | custos_sq_bind_text(st, 4, c->username) |
+            custos_sq_bind_text(st, 5, c->name) | custos_sq_bind_text(st, 6, c->csrf) |
+            custos_sq_bind_text(st, 7, c->origin) | sqlite3_bind_int64(st, 8, c->created) |
+            sqlite3_bind_int64(st, 9, c->expires) | sqlite3_bind_int64(st, 10, c->revoked),
+        CUSTOS_ERR_EXISTS, "credential");
 }
 
 static void read_cred(custos_store_cred *c, sqlite3_stmt *st)
@@ -185,8 +175,9 @@ custos_err custos_sq_cred_revoke(void *ctx, const char *id, int64_t now)
     custos_store_cred c;
     custos_err ret = CUSTOS_ERR_INTERNAL;
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_CRED_REVOKE));
-    CUSTOS_GUARD(run(s, st, custos_sq_bind_text(st, 1, id) | sqlite3_bind_int64(st, 2, now),
-                     CUSTOS_ERR_EXISTS, "credential"));
+    CUSTOS_GUARD(
+        custos_sq_exec_bound(s, st, custos_sq_bind_text(st, 1, id) | sqlite3_bind_int64(st, 2, now),
+                             CUSTOS_ERR_EXISTS, "credential"));
     if (sqlite3_changes(s->db) == 0)
         CUSTOS_GUARD(custos_sq_cred_get(ctx, &c, id)); /* NOT_FOUND, or already revoked */
     ret = CUSTOS_OK;
@@ -202,10 +193,11 @@ custos_err custos_sq_cred_revoke_user(void *ctx, const char *username, custos_st
     custos_err ret = custos_sq_stmt(&st, s, S_CRED_REVOKE_USER);
     if (ret < 0)
         return ret;
-    return run(s, st,
-               custos_sq_bind_text(st, 1, username) | sqlite3_bind_int(st, 2, (int)kind) |
-                   sqlite3_bind_int64(st, 3, now),
-               CUSTOS_ERR_EXISTS, "credential");
+    return custos_sq_exec_bound(s, st,
+                                custos_sq_bind_text(st, 1, username) |
+                                    sqlite3_bind_int(st, 2, (int)kind) |
+                                    sqlite3_bind_int64(st, 3, now),
+                                CUSTOS_ERR_EXISTS, "credential");
 }
 
 custos_err custos_sq_cred_list(void *ctx, custos_store_cred_kind kind, custos_store_cred_cb cb,
@@ -286,10 +278,10 @@ custos_err custos_sq_policy_put(void *ctx, const char *system, int mode, int64_t
     custos_err ret = custos_sq_stmt(&st, s, S_POL_PUT);
     if (ret < 0)
         return ret;
-    return run(s, st,
-               custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, mode) |
-                   sqlite3_bind_int64(st, 3, now),
-               CUSTOS_ERR_EXISTS, "policy");
+    return custos_sq_exec_bound(s, st,
+                                custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, mode) |
+                                    sqlite3_bind_int64(st, 3, now),
+                                CUSTOS_ERR_EXISTS, "policy");
 }
 
 custos_err custos_sq_policy_list_set(void *ctx, const char *system, int list,
@@ -300,15 +292,17 @@ custos_err custos_sq_policy_list_set(void *ctx, const char *system, int list,
     custos_err ret = CUSTOS_ERR_INTERNAL;
     size_t i;
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_POL_CLEAR));
-    CUSTOS_GUARD(run(s, st, custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, list),
-                     CUSTOS_ERR_EXISTS, "policy"));
+    CUSTOS_GUARD(custos_sq_exec_bound(
+        s, st, custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, list),
+        CUSTOS_ERR_EXISTS, "policy"));
     /* One prepared insert reused: 100,000 serials take well under a second. */
     for (i = 0; i < n; i++) {
         CUSTOS_GUARD(custos_sq_stmt(&st, s, S_POL_ADD));
-        CUSTOS_GUARD(run(s, st,
-                         custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, list) |
-                             custos_sq_bind_text(st, 3, serials[i]),
-                         CUSTOS_ERR_EXISTS, "policy"));
+        CUSTOS_GUARD(custos_sq_exec_bound(s, st,
+                                          custos_sq_bind_text(st, 1, system) |
+                                              sqlite3_bind_int(st, 2, list) |
+                                              custos_sq_bind_text(st, 3, serials[i]),
+                                          CUSTOS_ERR_EXISTS, "policy"));
     }
     ret = CUSTOS_OK;
 out:

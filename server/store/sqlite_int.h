@@ -91,6 +91,12 @@ int custos_sq_bind_blob(sqlite3_stmt *st, int i, const uint8_t *v, size_t len);
 void custos_sq_col_text(char *dst, size_t cap, sqlite3_stmt *st, int i);
 custos_err custos_sq_col_blob(uint8_t **out, size_t *out_len, sqlite3_stmt *st, int i);
 custos_err custos_sq_exec(sq *s, sqlite3_stmt *st, custos_err on_conflict, const char *what);
+/* sqlite3_exec() of @p sql; CUSTOS_ERR_IO naming @p what on failure. */
+custos_err custos_sq_exec_sql(sq *s, const char *sql, const char *what);
+/* custos_sq_exec() of a write whose binds @p bind_rc reports (nonzero: a bind
+ * failed, CUSTOS_ERR_INTERNAL). Finalizes @p st. */
+custos_err custos_sq_exec_bound(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on_conflict,
+                                const char *what);
 custos_err custos_sq_put_named(sq *s, enum stmt_id id, const char *name, const uint8_t *data,
                                size_t len, int as_text, int64_t now, const char *what);
 custos_err custos_sq_get_named(sq *s, enum stmt_id id, uint8_t **out, size_t *out_len,
@@ -128,6 +134,7 @@ custos_err custos_sq_stmt_dyn(sqlite3_stmt **out, sq *s, sqlite3_stmt **slot, co
 /* Finish a row loop (server/store/sqlite_records.c). */
 custos_err custos_sq_rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what);
 void custos_sq_read_request(custos_store_request *r, sqlite3_stmt *st);
+void custos_sq_read_audit(custos_store_audit *a, sqlite3_stmt *st);
 
 /* operators and policies (server/store/sqlite_auth.c) */
 custos_err custos_sq_user_insert(void *ctx, const custos_store_user *u);

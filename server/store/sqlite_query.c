@@ -292,16 +292,7 @@ custos_err custos_sq_audit_query(void *ctx, const custos_store_audit_query *q,
     CUSTOS_ENSURE(rc == SQLITE_OK, CUSTOS_ERR_INTERNAL, "store", "bind");
     while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         custos_store_audit a;
-        memset(&a, 0, sizeof(a));
-        a.seq = sqlite3_column_int64(st, 0);
-        a.time = sqlite3_column_int64(st, 1);
-        a.actor = (const char *)sqlite3_column_text(st, 2);
-        a.from = (const char *)sqlite3_column_text(st, 3);
-        a.action = (const char *)sqlite3_column_text(st, 4);
-        a.object = (const char *)sqlite3_column_text(st, 5);
-        a.detail = (const char *)sqlite3_column_text(st, 6);
-        if (sqlite3_column_bytes(st, 7) == 32)
-            memcpy(a.hash, sqlite3_column_blob(st, 7), 32);
+        custos_sq_read_audit(&a, st);
         r2 = cb(&a, cb_ctx);
     }
     return custos_sq_rows_end(s, st, rc, r2, "audit");

@@ -5,18 +5,6 @@
 #include "internal/util.h"
 #include "store/sqlite_int.h"
 
-/* Finish a write whose parameters @p bind_rc reports (nonzero: a bind failed):
- * run it, @p on_conflict when a constraint refuses it. Finalizes @p st. */
-static custos_err exec_bound(sq *s, sqlite3_stmt *st, int bind_rc, custos_err on_conflict,
-                             const char *what)
-{
-    if (bind_rc != 0) {
-        custos_sq_done(st);
-        return custos_sq_error(s, CUSTOS_ERR_INTERNAL, what);
-    }
-    return custos_sq_exec(s, st, on_conflict, what);
-}
-
 /* End of a row loop over @p st, which @p r2 (a callback's nonzero answer) or
  * @p rc (the last step) ended: the callback's error, a step's error, or
  * CUSTOS_OK. Finalizes @p st. */
@@ -40,7 +28,7 @@ custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r)
     custos_err ret = custos_sq_stmt(&st, s, S_REQ_INSERT);
     if (ret < 0)
         return ret;
-    return exec_bound(
+    return custos_sq_exec_bound(
         s, st,
         custos_sq_bind_text(st, 1, m->request_id) || custos_sq_bind_text(st, 2, m->device_id) ||
             sqlite3_bind_int(st, 3, (int)m->state) || custos_sq_bind_text(st, 4, m->kind) ||
@@ -141,12 +129,13 @@ custos_err custos_sq_request_set_state(void *ctx, const char *id, custos_state e
     custos_err ret = custos_sq_stmt(&st, s, S_REQ_STATE);
     if (ret < 0)
         return ret;
-    ret = exec_bound(s, st,
-                     custos_sq_bind_text(st, 1, id) || sqlite3_bind_int(st, 2, (int)expected) ||
-                         sqlite3_bind_int(st, 3, (int)next) ||
-                         custos_sq_bind_text(st, 4, reason != NULL ? reason : "") ||
-                         sqlite3_bind_int64(st, 5, now),
-                     CUSTOS_ERR_EXISTS, "request state");
+    ret = custos_sq_exec_bound(s, st,
+                               custos_sq_bind_text(st, 1, id) ||
+                                   sqlite3_bind_int(st, 2, (int)expected) ||
+                                   sqlite3_bind_int(st, 3, (int)next) ||
+                                   custos_sq_bind_text(st, 4, reason != NULL ? reason : "") ||
+                                   sqlite3_bind_int64(st, 5, now),
+                               CUSTOS_ERR_EXISTS, "request state");
     if (ret == CUSTOS_OK && sqlite3_changes(s->db) != 1)
         ret = custos_error_set(CUSTOS_ERR_STATE, "state", "request '%s' is not %s", id,
                                custos_state_name(expected));
@@ -217,7 +206,7 @@ custos_err custos_sq_cert_insert(void *ctx, const custos_store_cert *c)
           custos_sq_bind_text(st, 5, c->issuer) | sqlite3_bind_int(st, 6, c->mock ? 1 : 0) |
           sqlite3_bind_int64(st, 7, c->not_after) | sqlite3_bind_int64(st, 8, c->created) |
           custos_sq_bind_blob(st, 9, c->der, c->der_len);
-    return exec_bound(s, st, rc, CUSTOS_ERR_DUPLICATE, "certificate");
+    return custos_sq_exec_bound(s, st, rc, CUSTOS_ERR_DUPLICATE, "certificate");
 }
 
 static custos_err read_cert(custos_store_cert *c, sqlite3_stmt *st)
@@ -299,7 +288,7 @@ custos_err custos_sq_audit_append(void *ctx, const custos_store_audit *a)
     custos_err ret = custos_sq_stmt(&st, s, S_AUDIT_APPEND);
     if (ret < 0)
         return ret;
-    return exec_bound(
+    return custos_sq_exec_bound(
         s, st,
         sqlite3_bind_int64(st, 1, a->seq) | sqlite3_bind_int64(st, 2, a->time) |
             custos_sq_bind_text(st, 3, a->actor) | custos_sq_bind_text(st, 4, a->from) |
@@ -333,6 +322,22 @@ out:
     return ret;
 }
 
+/* One audit row (seq, time, actor, origin, action, object, detail, hash) into
+ * @p a; its strings point into @p st until the next step. */
+void custos_sq_read_audit(custos_store_audit *a, sqlite3_stmt *st)
+{
+    memset(a, 0, sizeof(*a));
+    a->seq = sqlite3_column_int64(st, 0);
+    a->time = sqlite3_column_int64(st, 1);
+    a->actor = (const char *)sqlite3_column_text(st, 2);
+    a->from = (const char *)sqlite3_column_text(st, 3);
+    a->action = (const char *)sqlite3_column_text(st, 4);
+    a->object = (const char *)sqlite3_column_text(st, 5);
+    a->detail = (const char *)sqlite3_column_text(st, 6);
+    if (sqlite3_column_bytes(st, 7) == 32)
+        memcpy(a->hash, sqlite3_column_blob(st, 7), 32);
+}
+
 custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ctx)
 {
     sq *s = ctx;
@@ -342,16 +347,7 @@ custos_err custos_sq_audit_iter(void *ctx, custos_store_audit_cb cb, void *cb_ct
     CUSTOS_GUARD(custos_sq_stmt(&st, s, S_AUDIT_ITER));
     while (r2 == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         custos_store_audit a;
-        memset(&a, 0, sizeof(a));
-        a.seq = sqlite3_column_int64(st, 0);
-        a.time = sqlite3_column_int64(st, 1);
-        a.actor = (const char *)sqlite3_column_text(st, 2);
-        a.from = (const char *)sqlite3_column_text(st, 3);
-        a.action = (const char *)sqlite3_column_text(st, 4);
-        a.object = (const char *)sqlite3_column_text(st, 5);
-        a.detail = (const char *)sqlite3_column_text(st, 6);
-        if (sqlite3_column_bytes(st, 7) == 32)
-            memcpy(a.hash, sqlite3_column_blob(st, 7), 32);
+        custos_sq_read_audit(&a, st);
         r2 = cb(&a, cb_ctx);
     }
     return custos_sq_rows_end(s, st, rc, r2, "audit");

@@ -103,17 +103,6 @@ static const char MIGRATE_V2[] =
     " UPDATE request_counts SET n = n - 1"
     " WHERE system = OLD.system AND component = OLD.component AND state = OLD.state; END;";
 
-static custos_err exec_sql(sq *s, const char *sql, const char *what)
-{
-    char *msg = NULL;
-    custos_err ret = CUSTOS_OK;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        ret = custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what,
-                               msg != NULL ? msg : sqlite3_errmsg(s->db));
-    sqlite3_free(msg);
-    return ret;
-}
-
 static custos_err user_version(int *out, sq *s)
 {
     sqlite3_stmt *st = NULL;
@@ -176,10 +165,10 @@ static custos_err migrate_step(sq *s, int from)
     custos_err ret = CUSTOS_ERR_INTERNAL;
     switch (from) {
     case 0:
-        CUSTOS_GUARD(exec_sql(s, SCHEMA_V1, "schema v1"));
+        CUSTOS_GUARD(custos_sq_exec_sql(s, SCHEMA_V1, "schema v1"));
         break;
     case 1:
-        CUSTOS_GUARD(exec_sql(s, MIGRATE_V2, "migration to v2"));
+        CUSTOS_GUARD(custos_sq_exec_sql(s, MIGRATE_V2, "migration to v2"));
         CUSTOS_GUARD(backfill_hardware_ids(s));
         break;
     default:
@@ -206,7 +195,7 @@ custos_err custos_sq_migrate(sq *s, int create, const char *path)
                   CUSTOS_SQ_SCHEMA_VERSION);
     /* Several engines may open an old store at once: the first to take the
      * write lock migrates, the others find the new version inside theirs. */
-    CUSTOS_GUARD(exec_sql(s, "BEGIN IMMEDIATE", "migration"));
+    CUSTOS_GUARD(custos_sq_exec_sql(s, "BEGIN IMMEDIATE", "migration"));
     in_tx = 1;
     CUSTOS_GUARD(user_version(&version, s));
     while (version < CUSTOS_SQ_SCHEMA_VERSION) {
@@ -214,12 +203,12 @@ custos_err custos_sq_migrate(sq *s, int create, const char *path)
         version++;
     }
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CUSTOS_SQ_SCHEMA_VERSION);
-    CUSTOS_GUARD(exec_sql(s, sql, "migration"));
-    CUSTOS_GUARD(exec_sql(s, "COMMIT", "migration"));
+    CUSTOS_GUARD(custos_sq_exec_sql(s, sql, "migration"));
+    CUSTOS_GUARD(custos_sq_exec_sql(s, "COMMIT", "migration"));
     in_tx = 0;
     ret = CUSTOS_OK;
 out:
     if (in_tx)
-        (void)exec_sql(s, "ROLLBACK", "migration");
+        (void)custos_sq_exec_sql(s, "ROLLBACK", "migration");
     return ret;
 }

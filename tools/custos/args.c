@@ -9,31 +9,11 @@
 /* Accepted by every REST command, before or after the command words. */
 #define GLOBAL_OPTIONS "server= ca-file= token-file= json quiet"
 
-/* The spec of @p name in @p options: 0 flag, '=' value; -1 when not taken. */
-static int option_kind(const char *options, const char *name, size_t len)
-{
-    const char *p = options;
-    while (p != NULL && *p != '\0') {
-        const char *end = strchr(p, ' ');
-        size_t wlen = end != NULL ? (size_t)(end - p) : strlen(p);
-        size_t nlen = wlen;
-        int kind = 0;
-        if (wlen > 0 && p[wlen - 1] == '=') {
-            kind = '=';
-            nlen--;
-        }
-        if (nlen > 0 && nlen == len && strncmp(p, name, len) == 0)
-            return kind;
-        p = end != NULL ? end + 1 : NULL;
-    }
-    return -1;
-}
-
 static int spec_kind(const cli_command *c, const char *name, size_t len)
 {
-    int kind = option_kind(GLOBAL_OPTIONS, name, len);
+    int kind = tool_option_kind(GLOBAL_OPTIONS, name, len);
     if (kind < 0 && c != NULL)
-        kind = option_kind(c->options, name, len);
+        kind = tool_option_kind(c->options, name, len);
     return kind;
 }
 
@@ -57,19 +37,9 @@ int cli_usage_error(const cli_command *c, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int is_given(const cli_args *a, const char *name)
-{
-    for (size_t i = 0; i < a->n_opts; i++) {
-        if (strcmp(a->opts[i].name, name) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* One option at argv[*i]; advances *i past its value. */
 static int parse_option(cli_args *out, const cli_command *c, int argc, char **argv, int *i)
 {
-    static char names[CLI_MAX_OPTS][40];
     const char *arg = argv[*i];
     const char *name;
     size_t len;
@@ -83,48 +53,24 @@ static int parse_option(cli_args *out, const cli_command *c, int argc, char **ar
         len = eq != NULL ? (size_t)(eq - name) : strlen(name);
     }
     int kind = spec_kind(c, name, len);
-    if (kind < 0 || len >= sizeof(names[0]))
+    char why[TOOL_WHY_MAX];
+    if (kind < 0 || len >= TOOL_OPT_NAME_MAX)
         return cli_usage_error(c, "unknown option '%s%.*s'", arg[1] == '-' ? "--" : "-", (int)len,
                                name);
-    if (out->n_opts >= CLI_MAX_OPTS)
-        return cli_usage_error(c, "too many options");
-    char *stored = names[out->n_opts];
-    memcpy(stored, name, len);
-    stored[len] = '\0';
-    const char *value = NULL;
-    if (kind == 0) {
-        if (eq != NULL)
-            return cli_usage_error(c, "option '--%s' takes no value", stored);
-    } else if (eq != NULL) {
-        value = eq + 1;
-    } else if (*i + 1 < argc) {
-        value = argv[++*i];
-    } else {
-        return cli_usage_error(c, "option '--%s' needs a value", stored);
-    }
-    if (is_given(out, stored))
-        return cli_usage_error(c, "option '--%s' given twice", stored);
-    out->opts[out->n_opts].name = stored;
-    out->opts[out->n_opts].value = value;
-    out->n_opts++;
+    int took = tool_opt_add(out->opts, &out->n_opts, CLI_MAX_OPTS, name, len, kind, eq,
+                            *i + 1 < argc ? argv[*i + 1] : NULL, why);
+    if (took < 0)
+        return cli_usage_error(c, "%s", why);
+    *i += took;
     return 0;
 }
 
 static int check_required(const cli_args *a, const cli_command *c)
 {
-    const char *p = c->required;
-    while (p != NULL && *p != '\0') {
-        const char *end = strchr(p, ' ');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        int found = 0;
-        for (size_t i = 0; i < a->n_opts; i++) {
-            if (strlen(a->opts[i].name) == len && strncmp(a->opts[i].name, p, len) == 0)
-                found = 1;
-        }
-        if (!found)
-            return cli_usage_error(c, "option '--%.*s' is required", (int)len, p);
-        p = end != NULL ? end + 1 : NULL;
-    }
+    size_t len;
+    const char *missing = tool_opt_missing(a->opts, a->n_opts, c->required, &len);
+    if (missing != NULL)
+        return cli_usage_error(c, "option '--%.*s' is required", (int)len, missing);
     return 0;
 }
 
@@ -187,16 +133,12 @@ void cli_args_free(cli_args *a)
 
 const char *cli_get(const cli_args *a, const char *name)
 {
-    for (size_t i = 0; i < a->n_opts; i++) {
-        if (strcmp(a->opts[i].name, name) == 0)
-            return a->opts[i].value;
-    }
-    return NULL;
+    return tool_opt_get(a->opts, a->n_opts, name);
 }
 
 int cli_flag(const cli_args *a, const char *name)
 {
-    return is_given(a, name);
+    return tool_opt_has(a->opts, a->n_opts, name);
 }
 
 int cli_get_uint(unsigned long *out, int *given, const cli_args *a, const cli_command *c,

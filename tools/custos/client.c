@@ -411,6 +411,13 @@ void cli_reply_clear(cli_reply *r)
     custos_hc_response_clear(&r->http);
 }
 
+void cli_reply_clear_secret(cli_reply *r)
+{
+    if (r->http.body != NULL)
+        OPENSSL_cleanse(r->http.body, r->http.body_len);
+    cli_reply_clear(r);
+}
+
 int cli_reply_fail(const cli_ctx *ctx, const cli_reply *r, const char *label)
 {
     cli_failure_print(&r->fail, label);
@@ -433,6 +440,19 @@ int cli_reply_fail_clear(const cli_ctx *ctx, cli_reply *r)
     cli_reply_fail(ctx, r, NULL);
     cli_reply_clear(r);
     return EXIT_REFUSED;
+}
+
+int cli_show_command(cli_ctx *ctx, const cli_url *url, void (*render)(const json_t *obj))
+{
+    cli_reply r;
+    if (cli_call(&r, ctx, "GET", url, NULL, NULL, 0) != 0)
+        return cli_reply_fail_clear(ctx, &r);
+    if (ctx->json)
+        cli_print_body(&r);
+    else
+        render(r.json);
+    cli_reply_clear(&r);
+    return 0;
 }
 
 int cli_download(cli_ctx *ctx, const cli_url *url, const char *type, const char *path,

@@ -317,23 +317,19 @@ int cmd_devices_list(cli_ctx *ctx, const cli_args *a)
 
 /* ---- one request ----------------------------------------------------------- */
 
+static void render_request(const json_t *obj)
+{
+    cli_render_object(stdout, obj, 0);
+    if (json_is_true(json_object_get(obj, "duplicate_serial")))
+        printf("note: another request carries the same serial\n");
+}
+
 int cmd_devices_show(cli_ctx *ctx, const cli_args *a)
 {
-    cli_reply r;
     cli_url url;
     cli_url_init(&url, ctx, "/requests");
     cli_url_seg(&url, a->pos[0]);
-    if (cli_call(&r, ctx, "GET", &url, NULL, NULL, 0) != 0)
-        return cli_reply_fail_clear(ctx, &r);
-    if (ctx->json) {
-        cli_print_body(&r);
-    } else {
-        cli_render_object(stdout, r.json, 0);
-        if (json_is_true(json_object_get(r.json, "duplicate_serial")))
-            printf("note: another request carries the same serial\n");
-    }
-    cli_reply_clear(&r);
-    return 0;
+    return cli_show_command(ctx, &url, render_request);
 }
 
 /* POST /api/v1/requests/{id}/@p action for every id in @p ids. */

@@ -1,17 +1,7 @@
 /* custos users, tokens, audit: operators, their credentials and the trail. */
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "custos_cli.h"
-
-/* Wipe the answer (it held a secret) and clear it. */
-static void clear_secret_reply(cli_reply *r)
-{
-    if (r->http.body != NULL)
-        OPENSSL_cleanse(r->http.body, r->http.body_len);
-    cli_reply_clear(r);
-}
 
 /* ---- users ----------------------------------------------------------------- */
 
@@ -29,26 +19,17 @@ int cmd_users_create(cli_ctx *ctx, const cli_args *a)
 {
     const char *role = cli_get(a, "role");
     const char *pw_file = cli_get(a, "password-file");
-    char password[CLI_SECRET_FILE_MAX + 1];
-    cli_failure fail;
     cli_reply r;
     cli_url url;
     json_t *body = json_pack("{s:s, s:s}", "username", a->pos[0], "role", role);
     if (body == NULL)
         return cli_fail(CUSTOS_ERR_ARG, "username", "the user name is not UTF-8 text");
     if (pw_file != NULL) {
-        if (cli_read_secret_file(password, pw_file, &fail, "password-file") < 0) {
+        int rc = cli_body_add_secret(body, "password", pw_file, "password-file");
+        if (rc != 0) {
             json_decref(body);
-            return cli_failure_print(&fail, NULL);
+            return rc;
         }
-        json_t *p = json_string(password);
-        OPENSSL_cleanse(password, sizeof(password));
-        if (p == NULL) {
-            json_decref(body);
-            return cli_fail(CUSTOS_ERR_MALFORMED, "password-file",
-                            "the password in %s is not UTF-8 text", pw_file);
-        }
-        json_object_set_new(body, "password", p);
     }
     cli_url_init(&url, ctx, "/users");
     int rc = cli_call_json(&r, ctx, "POST", &url, body);
@@ -75,7 +56,7 @@ int cmd_users_create(cli_ctx *ctx, const cli_args *a)
             printf("\n(generated; shown once: hand it over now, it is not shown again)\n");
         }
     }
-    clear_secret_reply(&r);
+    cli_reply_clear_secret(&r);
     return 0;
 }
 
@@ -112,7 +93,7 @@ int cmd_tokens_create(cli_ctx *ctx, const cli_args *a)
         return cli_reply_fail_clear(ctx, &r);
     const char *token = json_string_value(json_object_get(r.json, "token"));
     if (token == NULL) {
-        clear_secret_reply(&r);
+        cli_reply_clear_secret(&r);
         return cli_fail(CUSTOS_ERR_MALFORMED, "token", "the server's answer holds no token");
     }
     if (ctx->json) {
@@ -129,7 +110,7 @@ int cmd_tokens_create(cli_ctx *ctx, const cli_args *a)
         cli_put_safe(stdout, token);
         printf("\n(shown once: store it now, e.g. in a 0600 file for --token-file)\n");
     }
-    clear_secret_reply(&r);
+    cli_reply_clear_secret(&r);
     return 0;
 }
 

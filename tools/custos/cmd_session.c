@@ -194,9 +194,7 @@ out:
     OPENSSL_cleanse(password, sizeof(password));
     json_decref(body);
     /* The answer held the token. */
-    if (r.http.body != NULL)
-        OPENSSL_cleanse(r.http.body, r.http.body_len);
-    cli_reply_clear(&r);
+    cli_reply_clear_secret(&r);
     cli_reply_clear(&who);
     return rc;
 }

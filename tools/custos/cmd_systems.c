@@ -2,25 +2,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "custos_cli.h"
 #include "table.h"
 
 /* ---- shared by the commands ------------------------------------------------ */
 
-/* GET @p url and show the object readably (or as JSON). */
-static int show_command(cli_ctx *ctx, const cli_url *url)
+static void render_object(const json_t *obj)
 {
-    cli_reply r;
-    if (cli_call(&r, ctx, "GET", url, NULL, NULL, 0) != 0)
-        return cli_reply_fail_clear(ctx, &r);
-    if (ctx->json)
-        cli_print_body(&r);
-    else
-        cli_render_object(stdout, r.json, 0);
-    cli_reply_clear(&r);
-    return 0;
+    cli_render_object(stdout, obj, 0);
 }
 
 /* ---- systems --------------------------------------------------------------- */
@@ -120,7 +109,7 @@ int cmd_systems_show(cli_ctx *ctx, const cli_args *a)
     cli_url url;
     cli_url_init(&url, ctx, "/systems");
     cli_url_seg(&url, a->pos[0]);
-    return show_command(ctx, &url);
+    return cli_show_command(ctx, &url, render_object);
 }
 
 /* ---- packages -------------------------------------------------------------- */
@@ -129,10 +118,8 @@ int cmd_packages_create(cli_ctx *ctx, const cli_args *a)
 {
     const char *pass_file = cli_get(a, "passphrase-file");
     const char *out_path = cli_get(a, "out");
-    char passphrase[CLI_SECRET_FILE_MAX + 1];
     unsigned long days = 0;
     int given = 0, rc;
-    cli_failure fail;
     cli_reply r;
     cli_url url;
     rc = cli_get_uint(&days, &given, a, ctx->cmd, "days", 1, CUSTOS_MAX_VALID_DAYS);
@@ -144,18 +131,11 @@ int cmd_packages_create(cli_ctx *ctx, const cli_args *a)
     if (given)
         json_object_set_new(body, "valid_days", json_integer((json_int_t)days));
     if (pass_file != NULL) {
-        if (cli_read_secret_file(passphrase, pass_file, &fail, "passphrase-file") < 0) {
+        rc = cli_body_add_secret(body, "passphrase", pass_file, "passphrase-file");
+        if (rc != 0) {
             json_decref(body);
-            return cli_failure_print(&fail, NULL);
+            return rc;
         }
-        json_t *p = json_string(passphrase);
-        OPENSSL_cleanse(passphrase, sizeof(passphrase));
-        if (p == NULL) {
-            json_decref(body);
-            return cli_fail(CUSTOS_ERR_MALFORMED, "passphrase-file",
-                            "the passphrase in %s is not UTF-8 text", pass_file);
-        }
-        json_object_set_new(body, "passphrase", p);
     }
     cli_url_init(&url, ctx, "/systems");
     cli_url_seg(&url, cli_get(a, "system"));
@@ -195,9 +175,7 @@ int cmd_packages_create(cli_ctx *ctx, const cli_args *a)
         cli_url_lit(&url, "/file");
         rc = cli_download(ctx, &url, "application/vnd.custos.mcpp", out_path, 0600, "package");
     }
-    if (r.http.body != NULL)
-        OPENSSL_cleanse(r.http.body, r.http.body_len);
-    cli_reply_clear(&r);
+    cli_reply_clear_secret(&r);
     return rc;
 }
 
@@ -357,19 +335,11 @@ int cmd_policies_set(cli_ctx *ctx, const cli_args *a)
 
 int cmd_policies_show(cli_ctx *ctx, const cli_args *a)
 {
-    cli_reply r;
     cli_url url;
     cli_url_init(&url, ctx, "/systems");
     cli_url_seg(&url, cli_get(a, "system"));
     cli_url_lit(&url, "/policy");
-    if (cli_call(&r, ctx, "GET", &url, NULL, NULL, 0) != 0)
-        return cli_reply_fail_clear(ctx, &r);
-    if (ctx->json)
-        cli_print_body(&r);
-    else
-        print_policy(r.json);
-    cli_reply_clear(&r);
-    return 0;
+    return cli_show_command(ctx, &url, print_policy);
 }
 
 /* ---- mock device files ----------------------------------------------------- */

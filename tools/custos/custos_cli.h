@@ -12,6 +12,7 @@
 #include "custos/custos.h"
 #include "http_client.h"
 #include "jsonprint.h"
+#include "tool_args.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -28,10 +29,7 @@ int cmd_inspect(int argc, char **argv);
 
 /* ---- arguments (args.c) ---------------------------------------------------- */
 
-typedef struct cli_opt {
-    const char *name;
-    const char *value; /* NULL for flags */
-} cli_opt;
+typedef tool_opt cli_opt;
 
 typedef struct cli_args {
     cli_opt opts[CLI_MAX_OPTS];
@@ -152,10 +150,15 @@ int cli_call(cli_reply *out, cli_ctx *ctx, const char *method, const cli_url *ur
 int cli_call_json(cli_reply *out, cli_ctx *ctx, const char *method, const cli_url *url,
                   const json_t *body);
 void cli_reply_clear(cli_reply *r);
+/* Wipe the answer (it held a secret), then cli_reply_clear. */
+void cli_reply_clear_secret(cli_reply *r);
 /* Print the failure of @p r (with a hint for unauthenticated). Returns EXIT_REFUSED. */
 int cli_reply_fail(const cli_ctx *ctx, const cli_reply *r, const char *label);
 /* cli_reply_fail, then cli_reply_clear; returns EXIT_REFUSED. */
 int cli_reply_fail_clear(const cli_ctx *ctx, cli_reply *r);
+/* A show command: GET @p url, print the answer as it is (--json) or through
+ * @p render. Returns 0 or EXIT_REFUSED. */
+int cli_show_command(cli_ctx *ctx, const cli_url *url, void (*render)(const json_t *obj));
 /* GET @p url (a @p type answer) into the file @p path, written atomically
  * with @p mode; says "WHAT written to PATH" unless --quiet/--json. */
 int cli_download(cli_ctx *ctx, const cli_url *url, const char *type, const char *path,
@@ -187,6 +190,9 @@ custos_err cli_write_file(const char *path, const uint8_t *data, size_t len, uns
 /* A secret file (password, passphrase): at most 1 KiB, one trailing newline
  * stripped, not empty, no NUL. @p out holds CLI_SECRET_FILE_MAX + 1. */
 custos_err cli_read_secret_file(char *out, const char *path, cli_failure *fail, const char *field);
+/* Read the secret file @p path (option @p field) into @p body's string
+ * member @p key ("password", "passphrase"). 0, or EXIT_REFUSED after printing why. */
+int cli_body_add_secret(json_t *body, const char *key, const char *path, const char *field);
 /* Wipe and free. */
 void cli_free_secret(uint8_t *p, size_t len);
 /* The default token file: $XDG_CONFIG_HOME/custos/token, else ~/.config/custos/token. */

@@ -11,190 +11,37 @@
 #include <openssl/crypto.h>
 
 #include "custos_cli.h"
+#include "tool_files.h"
+
+static custos_err to_failure(custos_err code, const char *field, const char *message, void *ctx)
+{
+    cli_failure_set(ctx, code, field, "%s", message);
+    return code;
+}
 
 void cli_free_secret(uint8_t *p, size_t len)
 {
-    if (p != NULL)
-        OPENSSL_cleanse(p, len);
-    free(p);
+    tool_free_secret(p, len);
 }
 
 custos_err cli_read_file(uint8_t **out, size_t *out_len, const char *path, size_t max,
                          cli_failure *fail, const char *field)
 {
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct stat st;
-    int fd = -1;
-    *out = NULL;
-    *out_len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        ret = errno == ENOENT ? CUSTOS_ERR_NOT_FOUND : CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, field, "cannot open %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ret = CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, field, "%s is not a regular file", path);
-        goto out;
-    }
-    if ((uintmax_t)st.st_size > (uintmax_t)max) {
-        ret = CUSTOS_ERR_TOO_LARGE;
-        cli_failure_set(fail, ret, field, "%s is %jd bytes, over the limit of %zu bytes", path,
-                        (intmax_t)st.st_size, max);
-        goto out;
-    }
-    /* One byte more than the limit detects a file that grew after fstat. */
-    buf = malloc(max + 1);
-    if (buf == NULL) {
-        ret = CUSTOS_ERR_NOMEM;
-        cli_failure_set(fail, ret, field, "out of memory reading %s", path);
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, max + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            ret = CUSTOS_ERR_IO;
-            cli_failure_set(fail, ret, field, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > max) {
-            ret = CUSTOS_ERR_TOO_LARGE;
-            cli_failure_set(fail, ret, field, "%s is over the limit of %zu bytes", path, max);
-            goto out;
-        }
-    }
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-    ret = CUSTOS_OK;
-out:
-    cli_free_secret(buf, len);
-    if (fd >= 0)
-        close(fd);
-    return ret;
-}
-
-static int write_all(int fd, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The directory part of @p path ("." when there is none). */
-static int dir_of(char *out, size_t cap, const char *path)
-{
-    size_t n = strlen(path);
-    if (n >= cap)
-        return -1;
-    memcpy(out, path, n + 1);
-    char *slash = strrchr(out, '/');
-    if (slash == NULL)
-        memcpy(out, ".", 2);
-    else if (slash == out)
-        out[1] = '\0';
-    else
-        *slash = '\0';
-    return 0;
-}
-
-/* fsync the directory holding @p path (after a rename into it). */
-static custos_err fsync_dir_of(const char *path, cli_failure *fail)
-{
-    char dir[PATH_MAX];
-    if (dir_of(dir, sizeof(dir), path) != 0) {
-        cli_failure_set(fail, CUSTOS_ERR_ARG, "out", "path too long: %s", path);
-        return CUSTOS_ERR_ARG;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        cli_failure_set(fail, CUSTOS_ERR_IO, "out", "cannot open directory %s to sync it: %s", dir,
-                        strerror(errno));
-        return CUSTOS_ERR_IO;
-    }
-    int r = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (r != 0) {
-        cli_failure_set(fail, CUSTOS_ERR_IO, "out", "cannot sync directory %s: %s", dir,
-                        strerror(err));
-        return CUSTOS_ERR_IO;
-    }
-    return CUSTOS_OK;
+    const tool_report r = {to_failure, fail};
+    return tool_read_file(out, out_len, path, max, O_NONBLOCK, field, &r);
 }
 
 custos_err cli_write_file(const char *path, const uint8_t *data, size_t len, unsigned mode,
                           cli_failure *fail)
 {
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    char tmp[PATH_MAX];
-    int fd = -1;
-    int have_tmp = 0;
+    const tool_report r = {to_failure, fail};
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ret = CUSTOS_ERR_ARG;
-        cli_failure_set(fail, ret, "out", "%s is a directory; name the file to write", path);
-        goto out;
+        cli_failure_set(fail, CUSTOS_ERR_ARG, "out", "%s is a directory; name the file to write",
+                        path);
+        return CUSTOS_ERR_ARG;
     }
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp)) {
-        ret = CUSTOS_ERR_ARG;
-        cli_failure_set(fail, ret, "out", "path too long: %s", path);
-        goto out;
-    }
-    /* mkstemp creates the file 0600: a secret is never readable by others,
-     * even for a moment. */
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        ret = CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, "out", "cannot create a file next to %s: %s", path,
-                        strerror(errno));
-        goto out;
-    }
-    have_tmp = 1;
-    if (fchmod(fd, (mode_t)mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        ret = CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, "out", "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        ret = CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, "out", "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        ret = CUSTOS_ERR_IO;
-        cli_failure_set(fail, ret, "out", "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    have_tmp = 0;
-    /* The rename is durable only once the directory entry is on disk. */
-    ret = fsync_dir_of(path, fail);
-    if (ret < 0)
-        goto out;
-    ret = CUSTOS_OK;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (have_tmp)
-        unlink(tmp);
-    return ret;
+    return tool_write_file(path, data, len, mode, &r);
 }
 
 custos_err cli_read_secret_file(char *out, const char *path, cli_failure *fail, const char *field)
@@ -226,6 +73,20 @@ custos_err cli_read_secret_file(char *out, const char *path, cli_failure *fail, 
 out:
     cli_free_secret(buf, len);
     return ret;
+}
+
+int cli_body_add_secret(json_t *body, const char *key, const char *path, const char *field)
+{
+    char secret[CLI_SECRET_FILE_MAX + 1];
+    cli_failure fail;
+    if (cli_read_secret_file(secret, path, &fail, field) < 0)
+        return cli_failure_print(&fail, NULL);
+    json_t *v = json_string(secret);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (v == NULL)
+        return cli_fail(CUSTOS_ERR_MALFORMED, field, "the %s in %s is not UTF-8 text", key, path);
+    json_object_set_new(body, key, v);
+    return 0;
 }
 
 int cli_default_token_path(char *out, size_t cap)
@@ -273,7 +134,8 @@ custos_err cli_store_token(const char *path, const char *token, int make_dir, cl
     char parent[PATH_MAX];
     custos_err ret;
     if (make_dir) {
-        if (dir_of(dir, sizeof(dir), path) != 0 || dir_of(parent, sizeof(parent), dir) != 0) {
+        if (tool_dir_of(dir, sizeof(dir), path) != 0 ||
+            tool_dir_of(parent, sizeof(parent), dir) != 0) {
             cli_failure_set(fail, CUSTOS_ERR_ARG, "token-file", "path too long: %s", path);
             return CUSTOS_ERR_ARG;
         }

@@ -11,6 +11,7 @@
 #include "custos/custos.h"
 #include "http_client.h"
 #include "jsonprint.h"
+#include "tool_args.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -20,10 +21,7 @@
 
 /* ---- arguments ------------------------------------------------------------ */
 
-typedef struct cli_opt {
-    const char *name;
-    const char *value; /* NULL for flags */
-} cli_opt;
+typedef tool_opt cli_opt;
 
 typedef struct cli_args {
     cli_opt opts[CLI_MAX_OPTS];
