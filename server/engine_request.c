@@ -265,6 +265,20 @@ out:
     return ret;
 }
 
+static custos_err get_by_digest_committed(custos_engine *e, custos_store_request *r,
+                                          const uint8_t digest[32])
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+    CUSTOS_GUARD(tx_begin(e, &in_tx));
+    CUSTOS_GUARD(e->st->ops->request_get_by_digest(e->st->ctx, r, digest));
+    CUSTOS_GUARD(tx_commit(e, &in_tx));
+    ret = CUSTOS_OK;
+out:
+    tx_end(e, &in_tx);
+    return ret;
+}
+
 custos_err custos_engine_request_import(custos_request_summary *out, int *out_created,
                                         custos_engine *e, const uint8_t *der, size_t len,
                                         const char *via, const custos_actor *actor)
@@ -335,9 +349,11 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     ret = store_request(e, &r, actor);
     r.der = NULL;
     if (ret == CUSTOS_ERR_EXISTS) {
-        /* A concurrent import of the same bytes won the race: answer with it. */
+        /* A concurrent import of the same bytes won the race: answer with it.
+         * Read it inside a transaction: it may still be in a batch the store
+         * has not committed, and commit() returns once that batch is durable. */
         custos_store_request_clear(&r);
-        if (e->st->ops->request_get_by_digest(e->st->ctx, &r, digest) == CUSTOS_OK) {
+        if (get_by_digest_committed(e, &r, digest) == CUSTOS_OK) {
             *out = r.sum;
             ret = CUSTOS_OK;
             goto out;

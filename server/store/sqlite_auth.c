@@ -47,7 +47,7 @@ custos_err custos_sq_user_get(void *ctx, custos_store_user *out, const char *use
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "username", "no operator '%s'",
                   username);
     CUSTOS_ENSURE(rc == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: user: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     read_user(out, st);
     ret = CUSTOS_OK;
 out:
@@ -65,7 +65,7 @@ custos_err custos_sq_user_update(void *ctx, const char *username, const char *pw
         CUSTOS_GUARD(custos_sq_exec_bound(
             s, st, custos_sq_bind_text(st, 1, username) | custos_sq_bind_text(st, 2, pw_hash),
             CUSTOS_ERR_EXISTS, "user"));
-        CUSTOS_ENSURE(sqlite3_changes(s->db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
+        CUSTOS_ENSURE(sqlite3_changes(s->c.db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
                       "no operator '%s'", username);
     }
     if (disabled >= 0) {
@@ -73,7 +73,7 @@ custos_err custos_sq_user_update(void *ctx, const char *username, const char *pw
         CUSTOS_GUARD(custos_sq_exec_bound(
             s, st, custos_sq_bind_text(st, 1, username) | sqlite3_bind_int(st, 2, disabled ? 1 : 0),
             CUSTOS_ERR_EXISTS, "user"));
-        CUSTOS_ENSURE(sqlite3_changes(s->db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
+        CUSTOS_ENSURE(sqlite3_changes(s->c.db) == 1, CUSTOS_ERR_NOT_FOUND, "username",
                       "no operator '%s'", username);
     }
     ret = CUSTOS_OK;
@@ -150,7 +150,7 @@ static custos_err get_cred(sq *s, enum stmt_id id, custos_store_cred *out, const
     rc = sqlite3_step(st);
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "credential", "no such credential");
     CUSTOS_ENSURE(rc == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: credential: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     read_cred(out, st);
     ret = CUSTOS_OK;
 out:
@@ -178,7 +178,7 @@ custos_err custos_sq_cred_revoke(void *ctx, const char *id, int64_t now)
     CUSTOS_GUARD(
         custos_sq_exec_bound(s, st, custos_sq_bind_text(st, 1, id) | sqlite3_bind_int64(st, 2, now),
                              CUSTOS_ERR_EXISTS, "credential"));
-    if (sqlite3_changes(s->db) == 0)
+    if (sqlite3_changes(s->c.db) == 0)
         CUSTOS_GUARD(custos_sq_cred_get(ctx, &c, id)); /* NOT_FOUND, or already revoked */
     ret = CUSTOS_OK;
 out:
@@ -232,7 +232,7 @@ static custos_err count_list(sq *s, size_t *out, const char *system, int list)
     CUSTOS_ENSURE((custos_sq_bind_text(st, 1, system) | sqlite3_bind_int(st, 2, list)) == SQLITE_OK,
                   CUSTOS_ERR_INTERNAL, "store", "bind");
     CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: policy: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     *out = (size_t)sqlite3_column_int64(st, 0);
     ret = CUSTOS_OK;
 out:
@@ -257,7 +257,7 @@ custos_err custos_sq_policy_get(void *ctx, custos_store_policy *out, const char 
         out->updated = sqlite3_column_int64(st, 1);
     } else {
         CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: policy: %s",
-                      sqlite3_errmsg(s->db));
+                      sqlite3_errmsg(s->c.db));
     }
     custos_sq_done(st);
     st = NULL;
@@ -323,7 +323,7 @@ custos_err custos_sq_policy_has(void *ctx, int *out, const char *system, int lis
                   CUSTOS_ERR_INTERNAL, "store", "bind");
     rc = sqlite3_step(st);
     CUSTOS_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, CUSTOS_ERR_IO, "store",
-                  "store: policy: %s", sqlite3_errmsg(s->db));
+                  "store: policy: %s", sqlite3_errmsg(s->c.db));
     *out = rc == SQLITE_ROW;
     ret = CUSTOS_OK;
 out:

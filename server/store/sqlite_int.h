@@ -59,6 +59,9 @@ enum stmt_id {
     S_COUNTS_SYSTEM,
     S_COUNTS_COMPONENT,
     S_REQ_PREFIX_PROBE,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -70,13 +73,26 @@ enum stmt_id {
 #define SQ_PKG_SHAPES 4
 #define SQ_AUDIT_SHAPES 256
 
-typedef struct sq {
+/* One SQLite connection and the statements prepared on it. */
+typedef struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[S_COUNT];
     sqlite3_stmt *req_query[SQ_REQ_SHAPES];
     sqlite3_stmt *pkg_query[SQ_PKG_SHAPES];
     sqlite3_stmt *audit_query[SQ_AUDIT_SHAPES];
+} sq_conn;
+
+typedef struct sq_group sq_group;
+
+/* A store handle: its own connection for reads outside transactions; inside
+ * a transaction, the connection of its group's writer (swapped in by begin,
+ * back by commit/rollback), so that transactions of every handle on one
+ * database in this process commit together (group commit, sqlite.c). */
+typedef struct sq {
+    sq_conn c;
+    sq_group *group;
     int in_tx;
+    uint64_t gen; /* the batch this handle's transaction joined */
 } sq;
 
 /* The SQL of each statement (server/store/sqlite.c). */

@@ -41,7 +41,7 @@ custos_err custos_sq_package_query(void *ctx, const char *system, const custos_s
              " ORDER BY created DESC, id DESC LIMIT ?4",
              system != NULL ? " AND system = ?1" : "",
              after != NULL ? " AND (created < ?2 OR (created = ?2 AND id < ?3))" : "");
-    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->pkg_query[shape], sql));
+    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->c.pkg_query[shape], sql));
     rc = SQLITE_OK;
     if (system != NULL)
         rc |= custos_sq_bind_text(st, 1, system);
@@ -125,7 +125,7 @@ static custos_err prefix_sparse(int *out, sq *s, const char *prefix, const char 
                    sqlite3_bind_int(st, 3, PREFIX_SPARSE + 1)) == SQLITE_OK,
                   CUSTOS_ERR_INTERNAL, "store", "bind");
     CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: search: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     *out = sqlite3_column_int64(st, 0) <= PREFIX_SPARSE;
     ret = CUSTOS_OK;
 out:
@@ -156,7 +156,7 @@ custos_err custos_sq_request_query(void *ctx, const custos_store_query *q,
         shape |= sparse ? Q_PREFIX : Q_PREFIX_SCAN;
     }
     request_sql(sql, sizeof(sql), shape);
-    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->req_query[shape], sql));
+    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->c.req_query[shape], sql));
     if (shape & Q_STATE)
         rc |= sqlite3_bind_int(st, 1, (int)q->state);
     if (shape & Q_SYSTEM)
@@ -208,7 +208,7 @@ custos_err custos_sq_request_counts(void *ctx, size_t out[8], const char *system
         }
     }
     CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: counts: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     ret = CUSTOS_OK;
 out:
     custos_sq_done(st);
@@ -273,7 +273,7 @@ custos_err custos_sq_audit_query(void *ctx, const custos_store_audit_query *q,
     shape |= q->before_seq != 0 ? A_BEFORE : 0u;
     shape |= q->oldest_first ? A_ASC : 0u;
     audit_sql(sql, sizeof(sql), shape);
-    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->audit_query[shape], sql));
+    CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->c.audit_query[shape], sql));
     if (shape & A_ACTOR)
         rc |= custos_sq_bind_text(st, 1, q->actor);
     if (shape & A_ACTION)

@@ -15,7 +15,7 @@ custos_err custos_sq_rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const cha
         ret = r2 < 0 ? r2 : CUSTOS_OK;
     else if (rc != SQLITE_DONE)
         ret =
-            custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what, sqlite3_errmsg(s->db));
+            custos_error_set(CUSTOS_ERR_IO, "store", "store: %s: %s", what, sqlite3_errmsg(s->c.db));
     custos_sq_done(st);
     return ret;
 }
@@ -136,7 +136,7 @@ custos_err custos_sq_request_set_state(void *ctx, const char *id, custos_state e
                                    custos_sq_bind_text(st, 4, reason != NULL ? reason : "") ||
                                    sqlite3_bind_int64(st, 5, now),
                                CUSTOS_ERR_EXISTS, "request state");
-    if (ret == CUSTOS_OK && sqlite3_changes(s->db) != 1)
+    if (ret == CUSTOS_OK && sqlite3_changes(s->c.db) != 1)
         ret = custos_error_set(CUSTOS_ERR_STATE, "state", "request '%s' is not %s", id,
                                custos_state_name(expected));
     return ret;
@@ -181,7 +181,7 @@ custos_err custos_sq_request_count_serial(void *ctx, size_t *out, const char *sy
                    custos_sq_bind_text(st, 3, device_id)) == SQLITE_OK,
                   CUSTOS_ERR_INTERNAL, "store", "bind");
     CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: count: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     *out = (size_t)sqlite3_column_int64(st, 0);
     ret = CUSTOS_OK;
 out:
@@ -236,7 +236,7 @@ custos_err custos_sq_cert_get(void *ctx, custos_store_cert *out, const char *ser
     CUSTOS_ENSURE(rc != SQLITE_DONE, CUSTOS_ERR_NOT_FOUND, "certificate",
                   "no certificate with serial %s", serial);
     CUSTOS_ENSURE(rc == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: certificate: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     CUSTOS_GUARD(read_cert(out, st));
     ret = CUSTOS_OK;
 out:
@@ -314,7 +314,7 @@ custos_err custos_sq_audit_last(void *ctx, int64_t *out_seq, uint8_t out_hash[32
         memcpy(out_hash, sqlite3_column_blob(st, 1), 32);
     } else {
         CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: audit: %s",
-                      sqlite3_errmsg(s->db));
+                      sqlite3_errmsg(s->c.db));
     }
     ret = CUSTOS_OK;
 out:

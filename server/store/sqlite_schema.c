@@ -108,10 +108,10 @@ static custos_err user_version(int *out, sq *s)
     sqlite3_stmt *st = NULL;
     custos_err ret = CUSTOS_ERR_INTERNAL;
     *out = 0;
-    CUSTOS_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK,
-                  CUSTOS_ERR_IO, "store", "store: %s", sqlite3_errmsg(s->db));
+    CUSTOS_ENSURE(sqlite3_prepare_v2(s->c.db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK,
+                  CUSTOS_ERR_IO, "store", "store: %s", sqlite3_errmsg(s->c.db));
     CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     *out = sqlite3_column_int(st, 0);
     ret = CUSTOS_OK;
 out:
@@ -129,10 +129,10 @@ static custos_err backfill_hardware_ids(sq *s)
     int rc;
 
     CUSTOS_ENSURE(
-        sqlite3_prepare_v2(s->db, "SELECT rowid, der FROM requests", -1, &sel, NULL) == SQLITE_OK &&
-            sqlite3_prepare_v2(s->db, "UPDATE requests SET hardware_id = ?2 WHERE rowid = ?1", -1,
+        sqlite3_prepare_v2(s->c.db, "SELECT rowid, der FROM requests", -1, &sel, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(s->c.db, "UPDATE requests SET hardware_id = ?2 WHERE rowid = ?1", -1,
                                &upd, NULL) == SQLITE_OK,
-        CUSTOS_ERR_IO, "store", "store: migration: %s", sqlite3_errmsg(s->db));
+        CUSTOS_ERR_IO, "store", "store: migration: %s", sqlite3_errmsg(s->c.db));
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         const uint8_t *der = sqlite3_column_blob(sel, 1);
         int n = sqlite3_column_bytes(sel, 1);
@@ -145,12 +145,12 @@ static custos_err backfill_hardware_ids(sq *s)
         CUSTOS_ENSURE(sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0)) == SQLITE_OK &&
                           custos_sq_bind_text(upd, 2, d->hardware_id) == SQLITE_OK &&
                           sqlite3_step(upd) == SQLITE_DONE,
-                      CUSTOS_ERR_IO, "store", "store: migration: %s", sqlite3_errmsg(s->db));
+                      CUSTOS_ERR_IO, "store", "store: migration: %s", sqlite3_errmsg(s->c.db));
         custos_request_doc_free(d);
         d = NULL;
     }
     CUSTOS_ENSURE(rc == SQLITE_DONE, CUSTOS_ERR_IO, "store", "store: migration: %s",
-                  sqlite3_errmsg(s->db));
+                  sqlite3_errmsg(s->c.db));
     ret = CUSTOS_OK;
 out:
     custos_request_doc_free(d);
