@@ -10,4 +10,10 @@ echo
 # Connected provisioning over HTTPS against custosd serve (bench/bench_serve.c):
 # BENCH_SERVE_DEVICES devices, BENCH_SERVE_CONCURRENCY in flight, store on disk.
 "$build/bench/bench_serve" --custosd "$build/custosd" \
-    --devices "${BENCH_SERVE_DEVICES:-3000}" --concurrency "${BENCH_SERVE_CONCURRENCY:-200}"
+    --devices "${BENCH_SERVE_DEVICES:-2000}" --concurrency "${BENCH_SERVE_CONCURRENCY:-200}"
+# BENCH_SERVE_P256=1: the same with a one-key P-256 component (no P-384 proof of possession).
+if [ "${BENCH_SERVE_P256:-0}" = 1 ]; then
+    echo
+    "$build/bench/bench_serve" --custosd "$build/custosd" --p256 \
+        --devices "${BENCH_SERVE_DEVICES:-2000}" --concurrency "${BENCH_SERVE_CONCURRENCY:-200}"
+fi

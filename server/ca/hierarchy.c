@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -21,24 +22,24 @@
 custos_err custos_ca_serial(ASN1_INTEGER **out)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    uint8_t b[16];
+    /* 16 random bytes behind a random non-zero first octet with the top bit
+     * clear: always 17 octets in DER (positive, no leading zero to strip), so
+     * never shorter than the lint's minimum, whatever the random bytes. */
+    uint8_t b[17];
     BIGNUM *bn = NULL;
-    size_t i;
-    int nonzero = 0;
 
     *out = NULL;
     do {
         CUSTOS_GUARD(custos_random(NULL, b, sizeof(b)));
         b[0] &= 0x7f;
-        for (i = 0; i < sizeof(b); i++)
-            nonzero |= b[i];
-    } while (!nonzero);
+    } while (b[0] == 0);
     bn = BN_bin2bn(b, (int)sizeof(b), NULL);
     CUSTOS_ENSURE(bn != NULL, CUSTOS_ERR_NOMEM, "serial", "out of memory");
     *out = BN_to_ASN1_INTEGER(bn, NULL);
     CUSTOS_ENSURE(*out != NULL, CUSTOS_ERR_NOMEM, "serial", "out of memory");
     ret = CUSTOS_OK;
 out:
+    OPENSSL_cleanse(b, sizeof(b));
     BN_free(bn);
     return ret;
 }
