@@ -23,7 +23,8 @@ const char cli_serve_help[] =
     "picks a free port (the log line \"listening\" names it). TLS 1.2+ with the server\n"
     "certificate made by `custosd init`; client certificates are optional and verified\n"
     "against the Root of Trust.\n"
-    "  --workers N          worker threads (default 4)\n"
+    "  --workers N          worker threads (default 16: a worker waits while the store\n"
+    "                       commits its batch, so more workers make bigger batches)\n"
     "  --device-rate R      device requests per second per client address (default 20)\n"
     "  --device-burst B     burst of the per-address bucket (default 100)\n"
     "  --poll-interval S    retry_after told to devices whose request is pending (default 5)\n"
@@ -61,7 +62,7 @@ int cli_cmd_serve(int argc, char **argv)
     custos_http_server *srv = NULL;
     SSL_CTX *ctx = NULL;
     const char *data = NULL, *listen = NULL;
-    double workers = 4, max_conn = 4096, poll = 5;
+    double workers = 16, max_conn = 4096, poll = 5;
     int quiet = 0, rc = EXIT_REFUSED, i;
     custos_err err;
     json_t *f;
