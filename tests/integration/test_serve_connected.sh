@@ -268,4 +268,19 @@ step "audit verify; the log is JSON and holds no secret"
 keep_log
 check_log_json "$T/custosd.all.log"
 check_log_secrets "$T/custosd.all.log" "$ADMIN_PASSWORD" "$ADMIN_TOKEN" "$ADMIN_TOKEN2" "$(cat "$T/pass")"
+step "a server whose certificate does not chain to the package's Root of Trust is refused"
+init_data "$T/other"
+start_custosd "$T/other"
+cp "$T/pkg.mcpp" "$T/imp.mcpp"
+rc=0
+"$DEVICE" provision --package "$T/imp.mcpp" --passphrase-file "$T/pass" --component pump \
+    --serial IMP-0001 --device-dir "$T/dev-imp" --secret-file "$T/imp.secret" --server "$URL" \
+    --timeout 5 >"$T/imp.out" 2>"$T/imp.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "provisioning against a server of another root exited $rc: $(cat "$T/imp.err")"
+grep -Eiq "certificate|tls|ssl" "$T/imp.err" || fail "no TLS error shown: $(cat "$T/imp.err")"
+echo "    refused: $(grep -Ei 'certificate|tls|ssl' "$T/imp.err" | head -n 1)"
+[ "$(db_count "$T/other" "select count(*) from requests")" = 0 ] ||
+    fail "the impostor server received the request"
+stop_custosd
+
 echo "PASS: serve connected"
