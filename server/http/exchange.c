@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include <event2/keyvalq_struct.h>
 
 #include "http_int.h"
@@ -397,6 +399,23 @@ static void set_only(struct evkeyvalq *h, const char *name, const char *value)
     evhttp_add_header(h, name, value);
 }
 
+/* The handler is done with the request body once it answers: wipe it (a
+ * sign-in body holds a password, a package request a passphrase) before
+ * evhttp frees the buffer. */
+static void wipe_body(struct custos_http_exchange *x)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(x->req);
+    size_t n = in != NULL ? evbuffer_get_length(in) : 0;
+    unsigned char *p;
+
+    if (n == 0)
+        return;
+    p = evbuffer_pullup(in, -1);
+    if (p != NULL)
+        OPENSSL_cleanse(p, n);
+    evbuffer_drain(in, n);
+}
+
 /* The body is in the request's output buffer already. */
 static void send_reply(struct custos_http_exchange *x, int status, const char *content_type)
 {
@@ -407,6 +426,7 @@ static void send_reply(struct custos_http_exchange *x, int status, const char *c
 
     if (status < 100 || status > 599)
         status = 500;
+    wipe_body(x);
     nobody = status < 200 || status == 204 || status == 304;
     x->status = status;
     if (nobody) {
