@@ -260,6 +260,12 @@ CUSTOS_NODISCARD custos_err custos_engine_session_check(custos_principal *out, c
  * Audited as "session.logout". */
 CUSTOS_NODISCARD custos_err custos_engine_session_end(custos_engine *e, const char *token,
                                                       const char *from);
+/* Housekeeping (the service's sweep): delete the sessions that expired more
+ * than a day ago, ended or not; *out: how many. API tokens are kept (an
+ * expired or revoked token stays listed). Not audited: the sessions were
+ * already unusable. */
+#define CUSTOS_SESSION_PURGE_AFTER 86400
+CUSTOS_NODISCARD custos_err custos_engine_sessions_purge(size_t *out, custos_engine *e);
 
 typedef struct custos_token_info {
     char token_id[CUSTOS_ID_LEN + 1];

@@ -528,6 +528,26 @@ out:
     return ret;
 }
 
+custos_err custos_engine_sessions_purge(size_t *out, custos_engine *e)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+
+    CUSTOS_ENSURE(out != NULL && e != NULL, CUSTOS_ERR_ARG, "session", "missing argument");
+    *out = 0;
+    CUSTOS_GUARD(custos_engine_tx_begin(e, &in_tx));
+    CUSTOS_GUARD(e->st->ops->cred_purge(e->st->ctx, out, CUSTOS_CRED_SESSION,
+                                        custos_engine_now(e) - CUSTOS_SESSION_PURGE_AFTER));
+    CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));
+    ret = CUSTOS_OK;
+out:
+    if (ret != CUSTOS_OK && out != NULL)
+        *out = 0;
+    if (e != NULL)
+        custos_engine_tx_end(e, &in_tx);
+    return ret;
+}
+
 /* ---- API tokens ----------------------------------------------------------- */
 
 custos_err custos_engine_token_create(char out_id[CUSTOS_ID_LEN + 1], char *out_token, size_t cap,

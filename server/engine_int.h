@@ -123,4 +123,29 @@ CUSTOS_NODISCARD custos_err custos_engine_issue_all(
     EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const X509_PUBKEY *const *spkis, const char *system,
     const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
 
+/* server/engine_request.c: import with auto-approval in the same
+ * transaction (custos_engine_request_submit). decide() is asked, before
+ * anything is written, whether the policy approves @p r (duplicate_serial
+ * read outside the transaction) and sets approver; on approval the
+ * certificates and profile are issued first, then the request, its
+ * approval, certificates, profile and audit entries are stored in one
+ * transaction. Results: certified (all of it stored); failed/failure
+ * (issuance failed: the request was stored alone, pending). Neither: the
+ * request was stored pending (or was already stored, or the transaction
+ * found a duplicate serial) and the caller applies the policy as after a
+ * plain import. a == NULL: custos_engine_request_import(). */
+typedef struct engine_auto engine_auto;
+struct engine_auto {
+    custos_err (*decide)(int *approve, engine_auto *a, custos_engine *e,
+                         const custos_request_summary *r);
+    void *ctx;
+    const custos_actor *approver;
+    int certified;
+    custos_err failed;
+    custos_error failure;
+};
+CUSTOS_NODISCARD custos_err custos_engine_request_import_auto(
+    custos_request_summary *out, int *out_created, custos_engine *e, const uint8_t *der, size_t len,
+    const char *via, const custos_actor *actor, engine_auto *a);
+
 #endif

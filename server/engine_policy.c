@@ -204,6 +204,39 @@ static custos_err note(custos_engine *e, const custos_actor *actor, const char *
     return r;
 }
 
+/* The policy's actor, "policy:MODE" (from the caller's origin). */
+typedef struct policy_who {
+    char who[32];
+    custos_actor actor;
+} policy_who;
+
+static void policy_actor_set(policy_who *w, custos_policy_mode mode, const custos_actor *actor)
+{
+    snprintf(w->who, sizeof(w->who), "policy:%s", custos_policy_mode_name(mode));
+    w->actor.who = w->who;
+    w->actor.from = actor != NULL && actor->from != NULL ? actor->from : "";
+}
+
+typedef struct auto_ctx {
+    policy_who pw;
+    const custos_actor *caller;
+} auto_ctx;
+
+/* engine_auto.decide: the policy's decision before the write. */
+static custos_err auto_decide(int *approve, engine_auto *a, custos_engine *e,
+                              const custos_request_summary *r)
+{
+    auto_ctx *c = a->ctx;
+    custos_policy_mode mode = CUSTOS_POLICY_MANUAL;
+    const char *why = NULL;
+    custos_err ret = policy_decide(approve, &mode, &why, e, r);
+    if (ret != CUSTOS_OK)
+        return ret;
+    policy_actor_set(&c->pw, mode, c->caller);
+    a->approver = &c->pw.actor;
+    return CUSTOS_OK;
+}
+
 custos_err custos_engine_request_submit(custos_request_summary *out, int *out_created,
                                         custos_engine *e, const uint8_t *der, size_t len,
                                         const char *via, const custos_actor *actor)
@@ -212,36 +245,49 @@ custos_err custos_engine_request_submit(custos_request_summary *out, int *out_cr
     custos_request_summary after;
     custos_policy_mode mode = CUSTOS_POLICY_MANUAL;
     const char *why = NULL;
-    char who[32];
-    custos_actor policy_actor;
-    custos_error failure;
+    auto_ctx ctx;
+    engine_auto a;
     int approve = 0;
 
-    CUSTOS_GUARD(custos_engine_request_import(out, out_created, e, der, len, via, actor));
-    if (!*out_created || out->state != CUSTOS_STATE_PENDING)
+    memset(&ctx, 0, sizeof(ctx));
+    memset(&a, 0, sizeof(a));
+    ctx.caller = actor;
+    a.decide = auto_decide;
+    a.ctx = &ctx;
+    /* When the policy approves, the request is issued for before it is
+     * stored and certified in the import's transaction. */
+    CUSTOS_GUARD(custos_engine_request_import_auto(out, out_created, e, der, len, via, actor, &a));
+    if (!*out_created || a.certified)
         return CUSTOS_OK;
+    if (a.failed != CUSTOS_OK) {
+        ret = a.failed;
+        goto failed;
+    }
+    if (out->state != CUSTOS_STATE_PENDING)
+        return CUSTOS_OK;
+    /* Stored pending without issuance: apply the policy as it stands now. */
     CUSTOS_GUARD(policy_decide(&approve, &mode, &why, e, out));
-    snprintf(who, sizeof(who), "policy:%s", custos_policy_mode_name(mode));
-    policy_actor.who = who;
-    policy_actor.from = actor != NULL && actor->from != NULL ? actor->from : "";
+    policy_actor_set(&ctx.pw, mode, actor);
     if (!approve) {
         if (why != NULL)
-            CUSTOS_GUARD(note(e, &policy_actor, "policy.hold", out->request_id,
+            CUSTOS_GUARD(note(e, &ctx.pw.actor, "policy.hold", out->request_id,
                               json_pack("{s:s}", "reason", why)));
         return CUSTOS_OK;
     }
-    ret = custos_engine_request_approve(&after, e, out->request_id, &policy_actor);
+    ret = custos_engine_request_approve(&after, e, out->request_id, &ctx.pw.actor);
     if (ret == CUSTOS_OK) {
         *out = after;
         return CUSTOS_OK;
     }
+    a.failure = *custos_error_last();
+    custos_error_clear();
+failed:
     /* The import stands; the request waits for a person, with the reason on
      * record. (It may also have been approved by someone else meanwhile.) */
-    failure = *custos_error_last();
-    custos_error_clear();
     CUSTOS_GUARD(
-        note(e, &policy_actor, "policy.approve_failed", out->request_id,
-             json_pack("{s:s, s:s}", "code", custos_err_code(ret), "message", failure.message)));
+        note(e, a.approver != NULL ? a.approver : &ctx.pw.actor, "policy.approve_failed",
+             out->request_id,
+             json_pack("{s:s, s:s}", "code", custos_err_code(ret), "message", a.failure.message)));
     if (custos_engine_request_get(&after, e, out->request_id) == CUSTOS_OK)
         *out = after;
     custos_error_clear();

@@ -236,18 +236,16 @@ static int via_valid(const char *via)
     return 0;
 }
 
-static custos_err store_request(custos_engine *e, custos_store_request *r,
+/* The request and its "request.import" audit entry, inside the caller's
+ * transaction: two imports of one serial at once cannot both miss each other. */
+static custos_err write_request(custos_engine *e, custos_store_request *r,
                                 const custos_actor *actor)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     json_t *detail = NULL;
-    int in_tx = 0;
     size_t dups = 0;
     const custos_request_summary *m = &r->sum;
 
-    CUSTOS_GUARD(tx_begin(e, &in_tx));
-    /* Inside the write transaction: two imports of one serial at once cannot
-     * both miss each other. */
     CUSTOS_GUARD(
         e->st->ops->request_count_serial(e->st->ctx, &dups, m->system, m->serial, m->device_id));
     r->sum.duplicate_serial = dups > 0;
@@ -257,11 +255,24 @@ static custos_err store_request(custos_engine *e, custos_store_request *r,
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(e->st->ops->request_insert(e->st->ctx, r));
     CUSTOS_GUARD(custos_engine_audit(e, actor, "request.import", m->request_id, detail));
+    ret = CUSTOS_OK;
+out:
+    json_decref(detail);
+    return ret;
+}
+
+static custos_err store_request(custos_engine *e, custos_store_request *r,
+                                const custos_actor *actor)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+
+    CUSTOS_GUARD(tx_begin(e, &in_tx));
+    CUSTOS_GUARD(write_request(e, r, actor));
     CUSTOS_GUARD(tx_commit(e, &in_tx));
     ret = CUSTOS_OK;
 out:
     tx_end(e, &in_tx);
-    json_decref(detail);
     return ret;
 }
 
@@ -279,39 +290,35 @@ out:
     return ret;
 }
 
-custos_err custos_engine_request_import(custos_request_summary *out, int *out_created,
-                                        custos_engine *e, const uint8_t *der, size_t len,
-                                        const char *via, const custos_actor *actor)
+/* Everything import does before its write: look the bytes up (*existing: an
+ * identical request is stored, in *r), verify them fully (*out_doc) and fill
+ * the record to store (*r, pending, r->der borrowed from @p der). */
+static custos_err import_prepare(custos_store_request *r, custos_request_doc **out_doc,
+                                 int *existing, custos_engine *e, const uint8_t *der, size_t len,
+                                 const char *via, int64_t now)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    custos_store_request r;
     custos_request_doc *d = NULL;
     const engine_system *sys;
     const custos_component_def *comp;
     uint8_t digest[32];
     custos_err got;
-    int64_t now;
 
-    memset(&r, 0, sizeof(r));
-    CUSTOS_ENSURE(out != NULL && out_created != NULL && e != NULL && der != NULL, CUSTOS_ERR_ARG,
-                  "request", "missing argument");
-    memset(out, 0, sizeof(*out));
-    *out_created = 0;
+    *out_doc = NULL;
+    *existing = 0;
     CUSTOS_ENSURE(len <= CUSTOS_MAX_REQUEST_SIZE, CUSTOS_ERR_TOO_LARGE, "request",
                   "provisioning request is %zu bytes (max %u)", len, CUSTOS_MAX_REQUEST_SIZE);
     CUSTOS_ENSURE(via_valid(via), CUSTOS_ERR_ARG, "via", "unknown submission channel");
     custos_sha256(digest, der, len);
-    got = e->st->ops->request_get_by_digest(e->st->ctx, &r, digest);
+    got = e->st->ops->request_get_by_digest(e->st->ctx, r, digest);
     if (got == CUSTOS_OK) {
-        *out = r.sum;
-        ret = CUSTOS_OK;
-        goto out;
+        *existing = 1;
+        return CUSTOS_OK;
     }
     CUSTOS_ENSURE(got == CUSTOS_ERR_NOT_FOUND, got, "store", "store lookup failed");
     custos_error_clear();
-    custos_store_request_clear(&r);
-    memcpy(r.digest, digest, sizeof(digest));
-    now = custos_engine_now(e);
+    custos_store_request_clear(r);
+    memcpy(r->digest, digest, sizeof(digest));
     CUSTOS_GUARD(request_decode(&d, e, der, len, now));
     sys = custos_engine_system(e, d->system);
     CUSTOS_ENSURE(sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", d->system);
@@ -321,56 +328,58 @@ custos_err custos_engine_request_import(custos_request_summary *out, int *out_cr
     CUSTOS_GUARD(check_templates(comp, d));
     if (d->kind == CUSTOS_REQUEST_INITIAL) {
         CUSTOS_GUARD(check_initial(e, d));
-        CUSTOS_GUARD(custos_id_new(r.sum.device_id, NULL));
-        snprintf(r.sum.kind, sizeof(r.sum.kind), "initial");
-        memcpy(r.package_id, d->package_id, sizeof(r.package_id));
+        CUSTOS_GUARD(custos_id_new(r->sum.device_id, NULL));
+        snprintf(r->sum.kind, sizeof(r->sum.kind), "initial");
+        memcpy(r->package_id, d->package_id, sizeof(r->package_id));
     } else {
         CUSTOS_ENSURE(d->kind == CUSTOS_REQUEST_REPROVISION, CUSTOS_ERR_UNSUPPORTED, "kind",
                       "unknown request kind");
         CUSTOS_GUARD(check_reprovision(e, d, sys));
-        memcpy(r.sum.device_id, d->device_id, sizeof(r.sum.device_id));
-        snprintf(r.sum.kind, sizeof(r.sum.kind), "reprovision");
+        memcpy(r->sum.device_id, d->device_id, sizeof(r->sum.device_id));
+        snprintf(r->sum.kind, sizeof(r->sum.kind), "reprovision");
     }
-    memcpy(r.sum.request_id, d->request_id, sizeof(r.sum.request_id));
-    r.sum.state = CUSTOS_STATE_PENDING;
-    memcpy(r.sum.system, d->system, sizeof(r.sum.system));
-    memcpy(r.sum.component, d->component, sizeof(r.sum.component));
-    memcpy(r.sum.serial, d->serial, sizeof(r.sum.serial));
-    memcpy(r.sum.model, d->model, sizeof(r.sum.model));
-    memcpy(r.sum.firmware, d->firmware, sizeof(r.sum.firmware));
-    memcpy(r.hardware_id, d->hardware_id, sizeof(r.hardware_id));
-    snprintf(r.sum.via, sizeof(r.sum.via), "%s", via);
-    r.sum.created = now;
-    r.sum.updated = now;
-    r.sum.expires = d->signer_not_after;
-    CUSTOS_GUARD(custos_ca_serial_hex(r.signer_serial, d->signer));
-    r.der = (uint8_t *)der;
-    r.der_len = len;
-    ret = store_request(e, &r, actor);
-    r.der = NULL;
-    if (ret == CUSTOS_ERR_EXISTS) {
-        /* A concurrent import of the same bytes won the race: answer with it.
-         * Read it inside a transaction: it may still be in a batch the store
-         * has not committed, and commit() returns once that batch is durable. */
-        custos_store_request_clear(&r);
-        if (get_by_digest_committed(e, &r, digest) == CUSTOS_OK) {
-            *out = r.sum;
-            ret = CUSTOS_OK;
-            goto out;
-        }
-        ret = custos_error_set(CUSTOS_ERR_EXISTS, "request_id",
-                               "request id %s is already used by another request", d->request_id);
-    }
-    CUSTOS_GUARD(ret);
-    *out = r.sum;
-    *out_created = 1;
-    doc_cache_put(e, d);
+    memcpy(r->sum.request_id, d->request_id, sizeof(r->sum.request_id));
+    r->sum.state = CUSTOS_STATE_PENDING;
+    memcpy(r->sum.system, d->system, sizeof(r->sum.system));
+    memcpy(r->sum.component, d->component, sizeof(r->sum.component));
+    memcpy(r->sum.serial, d->serial, sizeof(r->sum.serial));
+    memcpy(r->sum.model, d->model, sizeof(r->sum.model));
+    memcpy(r->sum.firmware, d->firmware, sizeof(r->sum.firmware));
+    memcpy(r->hardware_id, d->hardware_id, sizeof(r->hardware_id));
+    snprintf(r->sum.via, sizeof(r->sum.via), "%s", via);
+    r->sum.created = now;
+    r->sum.updated = now;
+    r->sum.expires = d->signer_not_after;
+    CUSTOS_GUARD(custos_ca_serial_hex(r->signer_serial, d->signer));
+    r->der = (uint8_t *)der;
+    r->der_len = len;
+    *out_doc = d;
     d = NULL;
     ret = CUSTOS_OK;
 out:
     custos_request_doc_free(d);
-    custos_store_request_clear(&r);
     return ret;
+}
+
+/* A write of a new request that failed with @p ret: CUSTOS_ERR_EXISTS when a
+ * concurrent import of the same bytes won the race, answered with it (read
+ * inside a transaction: it may still be in a batch the store has not
+ * committed, and commit() returns once that batch is durable). */
+static custos_err import_lost_race(custos_request_summary *out, custos_engine *e,
+                                   const custos_store_request *r, custos_err ret)
+{
+    custos_store_request w;
+    if (ret != CUSTOS_ERR_EXISTS)
+        return ret;
+    memset(&w, 0, sizeof(w));
+    ret = get_by_digest_committed(e, &w, r->digest);
+    if (ret == CUSTOS_OK)
+        *out = w.sum;
+    custos_store_request_clear(&w);
+    if (ret == CUSTOS_OK)
+        return CUSTOS_OK;
+    return custos_error_set(CUSTOS_ERR_EXISTS, "request_id",
+                            "request id %s is already used by another request", r->sum.request_id);
 }
 
 /* ---- approve -------------------------------------------------------------- */
@@ -450,7 +459,9 @@ out:
     return ret;
 }
 
-static custos_err store_issued(custos_engine *e, const custos_store_request *r,
+/* pending -> approved -> certified with the certificates and the profile,
+ * and their audit entries, inside the caller's transaction. */
+static custos_err write_issued(custos_engine *e, const custos_store_request *r,
                                const custos_component_def *comp,
                                X509 *const certs[CUSTOS_MAX_TEMPLATES], const uint8_t *profile,
                                size_t profile_len, const custos_actor *actor, int64_t now)
@@ -458,12 +469,10 @@ static custos_err store_issued(custos_engine *e, const custos_store_request *r,
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_store_cert c;
     json_t *detail = NULL, *serials = json_array();
-    int in_tx = 0;
     size_t i;
 
     memset(&c, 0, sizeof(c));
     CUSTOS_ENSURE(serials != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(tx_begin(e, &in_tx));
     CUSTOS_GUARD(transition(e, r->sum.request_id, CUSTOS_STATE_PENDING, CUSTOS_STATE_APPROVED, NULL,
                             actor, "request.approve"));
     for (i = 0; i < comp->n_templates; i++) {
@@ -488,13 +497,27 @@ static custos_err store_issued(custos_engine *e, const custos_store_request *r,
                        r->sum.device_id, "serials", serials);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(custos_engine_audit(e, actor, "request.issue", r->sum.request_id, detail));
+    ret = CUSTOS_OK;
+out:
+    custos_store_cert_clear(&c);
+    json_decref(detail);
+    json_decref(serials);
+    return ret;
+}
+
+static custos_err store_issued(custos_engine *e, const custos_store_request *r,
+                               const custos_component_def *comp,
+                               X509 *const certs[CUSTOS_MAX_TEMPLATES], const uint8_t *profile,
+                               size_t profile_len, const custos_actor *actor, int64_t now)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+    CUSTOS_GUARD(tx_begin(e, &in_tx));
+    CUSTOS_GUARD(write_issued(e, r, comp, certs, profile, profile_len, actor, now));
     CUSTOS_GUARD(tx_commit(e, &in_tx));
     ret = CUSTOS_OK;
 out:
     tx_end(e, &in_tx);
-    custos_store_cert_clear(&c);
-    json_decref(detail);
-    json_decref(serials);
     return ret;
 }
 
@@ -513,18 +536,71 @@ out:
     return ret;
 }
 
+/* What approving a verified request issues from: its system, component and
+ * the public key of each template. Borrows from @p d. */
+typedef struct issue_plan {
+    const engine_system *sys;
+    const custos_component_def *comp;
+    EVP_PKEY *pubs[CUSTOS_MAX_TEMPLATES];
+    const X509_PUBKEY *spkis[CUSTOS_MAX_TEMPLATES];
+} issue_plan;
+
+static custos_err plan_issue(issue_plan *p, custos_engine *e, const custos_request_doc *d)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    size_t i;
+
+    memset(p, 0, sizeof(*p));
+    p->sys = custos_engine_system(e, d->system);
+    CUSTOS_ENSURE(p->sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", d->system);
+    p->comp = custos_system_component(p->sys->def, d->component);
+    CUSTOS_ENSURE(p->comp != NULL, CUSTOS_ERR_UNKNOWN_COMPONENT, "component",
+                  "system %s has no component %s", d->system, d->component);
+    CUSTOS_GUARD(check_templates(p->comp, d));
+    for (i = 0; i < p->comp->n_templates; i++) {
+        X509_REQ *csr = find_key(d, p->comp->templates[i].name)->csr;
+        p->pubs[i] = X509_REQ_get0_pubkey(csr);
+        p->spkis[i] = X509_REQ_get_X509_PUBKEY(csr);
+    }
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}
+
+/* Issue + lint the certificates and sign the certified profile (no write). */
+static custos_err issue(X509 *certs[CUSTOS_MAX_TEMPLATES], uint8_t **profile, size_t *profile_len,
+                        custos_engine *e, const issue_plan *p, const custos_request_doc *d,
+                        const custos_store_request *r, int64_t now)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    CUSTOS_GUARD(custos_engine_issue_all(certs, p->comp, p->pubs, p->spkis, d->system, d->serial,
+                                         p->sys->ca, p->sys->key, now, 0));
+    CUSTOS_GUARD(build_profile(profile, profile_len, e, p->sys, r, p->comp, certs, now));
+    ret = CUSTOS_OK;
+out:
+    return ret;
+}
+
+static void issued_free(X509 *certs[CUSTOS_MAX_TEMPLATES], uint8_t **profile)
+{
+    size_t i;
+    free(*profile);
+    *profile = NULL;
+    for (i = 0; i < CUSTOS_MAX_TEMPLATES; i++) {
+        X509_free(certs[i]);
+        certs[i] = NULL;
+    }
+}
+
 static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
                                 const custos_actor *actor)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_request_doc *d = NULL;
-    const engine_system *sys;
-    const custos_component_def *comp;
-    EVP_PKEY *pubs[CUSTOS_MAX_TEMPLATES] = {0};
-    const X509_PUBKEY *spkis[CUSTOS_MAX_TEMPLATES] = {0};
+    issue_plan plan;
     X509 *certs[CUSTOS_MAX_TEMPLATES] = {0};
     uint8_t *profile = NULL;
-    size_t profile_len = 0, i;
+    size_t profile_len = 0;
     int attempt;
     int64_t now = custos_engine_now(e);
 
@@ -533,40 +609,180 @@ static custos_err approve_inner(custos_engine *e, const custos_store_request *r,
     d = doc_cache_take(e, r->digest);
     if (d == NULL)
         CUSTOS_GUARD(custos_request_decode_stored(&d, r->der, r->der_len));
-    sys = custos_engine_system(e, d->system);
-    CUSTOS_ENSURE(sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", d->system);
-    comp = custos_system_component(sys->def, d->component);
-    CUSTOS_ENSURE(comp != NULL, CUSTOS_ERR_UNKNOWN_COMPONENT, "component",
-                  "system %s has no component %s", d->system, d->component);
-    CUSTOS_GUARD(check_templates(comp, d));
-    for (i = 0; i < comp->n_templates; i++) {
-        X509_REQ *csr = find_key(d, comp->templates[i].name)->csr;
-        pubs[i] = X509_REQ_get0_pubkey(csr);
-        spkis[i] = X509_REQ_get_X509_PUBKEY(csr);
-    }
+    CUSTOS_GUARD(plan_issue(&plan, e, d));
     /* A serial collision (UNIQUE) rolls the whole transaction back; issue again. */
     for (attempt = 0; attempt < SERIAL_RETRIES; attempt++) {
-        CUSTOS_GUARD(custos_engine_issue_all(certs, comp, pubs, spkis, d->system, d->serial,
-                                             sys->ca, sys->key, now, 0));
-        CUSTOS_GUARD(build_profile(&profile, &profile_len, e, sys, r, comp, certs, now));
-        ret = store_issued(e, r, comp, certs, profile, profile_len, actor, now);
-        free(profile);
-        profile = NULL;
-        for (i = 0; i < CUSTOS_MAX_TEMPLATES; i++) {
-            X509_free(certs[i]);
-            certs[i] = NULL;
-        }
+        CUSTOS_GUARD(issue(certs, &profile, &profile_len, e, &plan, d, r, now));
+        ret = store_issued(e, r, plan.comp, certs, profile, profile_len, actor, now);
+        issued_free(certs, &profile);
         if (ret != CUSTOS_ERR_DUPLICATE)
             break;
     }
     CUSTOS_GUARD(ret);
     ret = CUSTOS_OK;
 out:
-    for (i = 0; i < CUSTOS_MAX_TEMPLATES; i++)
-        X509_free(certs[i]);
-    free(profile);
+    issued_free(certs, &profile);
     custos_request_doc_free(d);
     return ret;
+}
+
+/* ---- import (+ auto-approval in the same transaction) --------------------- */
+
+/* The request, and when @p certs is not NULL its approval and issuance, in
+ * one transaction. *certified: whether the approval was written (not when
+ * the serial turned out to be a duplicate inside the transaction: then only
+ * the import is, as the policy would hold it). */
+static custos_err store_request_issued(int *certified, custos_engine *e, custos_store_request *r,
+                                       const custos_actor *actor, const issue_plan *p,
+                                       X509 *const certs[CUSTOS_MAX_TEMPLATES],
+                                       const uint8_t *profile, size_t profile_len,
+                                       const custos_actor *approver, int64_t now)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    int in_tx = 0;
+
+    *certified = 0;
+    CUSTOS_GUARD(tx_begin(e, &in_tx));
+    CUSTOS_GUARD(write_request(e, r, actor));
+    if (!r->sum.duplicate_serial) {
+        CUSTOS_GUARD(write_issued(e, r, p->comp, certs, profile, profile_len, approver, now));
+        *certified = 1;
+    }
+    CUSTOS_GUARD(tx_commit(e, &in_tx));
+    ret = CUSTOS_OK;
+out:
+    if (ret != CUSTOS_OK)
+        *certified = 0;
+    tx_end(e, &in_tx);
+    return ret;
+}
+
+/* Issue for a request that is not stored yet and store it with its import;
+ * a failure of issuance (in @p a) stores the import alone, pending. */
+static custos_err import_certify(custos_request_summary *out, int *out_created, custos_engine *e,
+                                 custos_store_request *r, custos_request_doc *d,
+                                 const custos_actor *actor, engine_auto *a, int64_t now)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    issue_plan plan;
+    X509 *certs[CUSTOS_MAX_TEMPLATES] = {0};
+    uint8_t *profile = NULL;
+    size_t profile_len = 0;
+    int attempt, certified = 0;
+
+    ret = plan_issue(&plan, e, d);
+    /* A serial collision (UNIQUE) rolls the whole transaction back; issue again. */
+    for (attempt = 0; ret == CUSTOS_OK && attempt < SERIAL_RETRIES; attempt++) {
+        ret = issue(certs, &profile, &profile_len, e, &plan, d, r, now);
+        if (ret != CUSTOS_OK)
+            break;
+        ret = store_request_issued(&certified, e, r, actor, &plan, certs, profile, profile_len,
+                                   a->approver, now);
+        issued_free(certs, &profile);
+        if (ret != CUSTOS_ERR_DUPLICATE)
+            break;
+    }
+    if (ret == CUSTOS_OK) {
+        *out = r->sum;
+        *out_created = 1;
+        if (certified) {
+            a->certified = 1;
+            out->state = CUSTOS_STATE_CERTIFIED;
+            out->updated = now;
+            out->reason[0] = '\0';
+        }
+        goto out;
+    }
+    if (ret == CUSTOS_ERR_EXISTS) {
+        ret = import_lost_race(out, e, r, ret);
+        goto out;
+    }
+    /* Issuance failed (or kept colliding): the import stands alone, pending. */
+    a->failed = ret;
+    a->failure = *custos_error_last();
+    custos_error_clear();
+    ret = store_request(e, r, actor);
+    if (ret == CUSTOS_OK) {
+        *out = r->sum;
+        *out_created = 1;
+    } else {
+        a->failed = CUSTOS_OK;
+        ret = import_lost_race(out, e, r, ret);
+    }
+out:
+    issued_free(certs, &profile);
+    return ret;
+}
+
+custos_err custos_engine_request_import_auto(custos_request_summary *out, int *out_created,
+                                             custos_engine *e, const uint8_t *der, size_t len,
+                                             const char *via, const custos_actor *actor,
+                                             engine_auto *a)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    custos_store_request r;
+    custos_request_doc *d = NULL;
+    int existing = 0, approve = 0;
+    size_t dups = 0;
+    int64_t now;
+
+    memset(&r, 0, sizeof(r));
+    if (a != NULL) {
+        a->certified = 0;
+        a->failed = CUSTOS_OK;
+    }
+    CUSTOS_ENSURE(out != NULL && out_created != NULL && e != NULL && der != NULL, CUSTOS_ERR_ARG,
+                  "request", "missing argument");
+    memset(out, 0, sizeof(*out));
+    *out_created = 0;
+    now = custos_engine_now(e);
+    CUSTOS_GUARD(import_prepare(&r, &d, &existing, e, der, len, via, now));
+    if (existing) {
+        *out = r.sum;
+        ret = CUSTOS_OK;
+        goto out;
+    }
+    if (a != NULL && now < r.sum.expires) {
+        /* Would the policy approve it? The duplicate count is read again
+         * inside the transaction, where it decides. */
+        CUSTOS_GUARD(e->st->ops->request_count_serial(e->st->ctx, &dups, r.sum.system, r.sum.serial,
+                                                      r.sum.device_id));
+        r.sum.duplicate_serial = dups > 0;
+        CUSTOS_GUARD(a->decide(&approve, a, e, &r.sum));
+        r.sum.duplicate_serial = 0;
+    }
+    if (approve) {
+        CUSTOS_GUARD(import_certify(out, out_created, e, &r, d, actor, a, now));
+        if (a->certified || !*out_created) {
+            ret = CUSTOS_OK;
+            goto out;
+        }
+    } else {
+        ret = store_request(e, &r, actor);
+        if (ret != CUSTOS_OK) {
+            ret = import_lost_race(out, e, &r, ret);
+            goto out;
+        }
+        *out = r.sum;
+        *out_created = 1;
+    }
+    /* Stored pending: keep it decoded for its approval. */
+    doc_cache_put(e, d);
+    d = NULL;
+    ret = CUSTOS_OK;
+out:
+    if (!existing)
+        r.der = NULL; /* borrowed from der */
+    custos_request_doc_free(d);
+    custos_store_request_clear(&r);
+    return ret;
+}
+
+custos_err custos_engine_request_import(custos_request_summary *out, int *out_created,
+                                        custos_engine *e, const uint8_t *der, size_t len,
+                                        const char *via, const custos_actor *actor)
+{
+    return custos_engine_request_import_auto(out, out_created, e, der, len, via, actor, NULL);
 }
 
 custos_err custos_engine_request_approve(custos_request_summary *out, custos_engine *e,

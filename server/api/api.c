@@ -398,11 +398,24 @@ static void sweep_once(custos_engine *e)
         custos_log("info", "expiry_sweep", f);
         json_decref(f);
     }
+    /* Sessions over for more than a day: refused anyway, no need to keep them. */
+    n = 0;
+    if (custos_engine_sessions_purge(&n, e) != CUSTOS_OK) {
+        f = json_pack("{s:s}", "message", custos_error_last()->message);
+        custos_log("error", "session_purge_failed", f);
+        json_decref(f);
+        custos_error_clear();
+    } else if (n > 0) {
+        f = json_pack("{s:I}", "sessions_purged", (json_int_t)n);
+        custos_log("info", "session_purge", f);
+        json_decref(f);
+    }
 }
 
 /* A request whose signer expired while it waited can no longer be approved:
- * mark it expired so the Devices page and the counts say so. At start and
- * every SWEEP_INTERVAL_S seconds, on its own engine (store connection). */
+ * mark it expired so the Devices page and the counts say so; and drop
+ * sessions long over. At start and every SWEEP_INTERVAL_S seconds, on its own
+ * engine (store connection). */
 static void *sweep_main(void *arg)
 {
     custos_api *api = arg;

@@ -200,6 +200,22 @@ custos_err custos_sq_cred_revoke_user(void *ctx, const char *username, custos_st
                                 CUSTOS_ERR_EXISTS, "credential");
 }
 
+custos_err custos_sq_cred_purge(void *ctx, size_t *out, custos_store_cred_kind kind, int64_t before)
+{
+    sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    custos_err ret = custos_sq_stmt(&st, s, S_CRED_PURGE);
+    *out = 0;
+    if (ret < 0)
+        return ret;
+    ret = custos_sq_exec_bound(
+        s, st, sqlite3_bind_int(st, 1, (int)kind) | sqlite3_bind_int64(st, 2, before),
+        CUSTOS_ERR_EXISTS, "credential");
+    if (ret == CUSTOS_OK)
+        *out = (size_t)sqlite3_changes(s->c.db);
+    return ret;
+}
+
 custos_err custos_sq_cred_list(void *ctx, custos_store_cred_kind kind, custos_store_cred_cb cb,
                                void *cb_ctx)
 {

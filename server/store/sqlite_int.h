@@ -62,6 +62,7 @@ enum stmt_id {
     S_SAVEPOINT,
     S_RELEASE,
     S_ROLLBACK_TO,
+    S_CRED_PURGE,
     S_COUNT
 };
 
@@ -166,6 +167,8 @@ custos_err custos_sq_cred_revoke_user(void *ctx, const char *username, custos_st
                                       int64_t now);
 custos_err custos_sq_cred_list(void *ctx, custos_store_cred_kind kind, custos_store_cred_cb cb,
                                void *cb_ctx);
+custos_err custos_sq_cred_purge(void *ctx, size_t *out, custos_store_cred_kind kind,
+                                int64_t before);
 custos_err custos_sq_policy_get(void *ctx, custos_store_policy *out, const char *system,
                                 int with_counts);
 custos_err custos_sq_policy_put(void *ctx, const char *system, int mode, int64_t now);

@@ -221,6 +221,9 @@ typedef struct custos_store_ops {
     /* Newest first. */
     custos_err (*cred_list)(void *ctx, custos_store_cred_kind kind, custos_store_cred_cb cb,
                             void *cb_ctx);
+    /* Delete the credentials of @p kind that expired before @p before
+     * (revoked or not); *out: how many. */
+    custos_err (*cred_purge)(void *ctx, size_t *out, custos_store_cred_kind kind, int64_t before);
 
     /* Auto-approval policies. policy_get of a system without one: mode 0;
      * the list sizes only @p with_counts (they cost a count each).

@@ -326,6 +326,57 @@ static void test_tokens(void **state)
                      CUSTOS_ERR_ARG);
 }
 
+/* Sessions expired for more than a day are deleted by the sweep; tokens,
+ * expired or revoked, stay listed. */
+static void test_sessions_purge(void **state)
+{
+    ef_fx *f = *state;
+    custos_principal p;
+    char a[CUSTOS_SECRET_TEXT_MAX], b[CUSTOS_SECRET_TEXT_MAX], c[CUSTOS_SECRET_TEXT_MAX];
+    char api[CUSTOS_SECRET_TEXT_MAX], id[CUSTOS_ID_LEN + 1];
+    tok_seen seen;
+    size_t n = 99;
+    int64_t start = f->now;
+
+    OK(custos_engine_user_create(f->e, "alice", CUSTOS_ROLE_AUDITOR, PW, NULL, 0, &ADMIN));
+    OK(custos_engine_login(&p, a, sizeof(a), f->e, "alice", PW, "a", 600));
+    OK(custos_engine_login(&p, b, sizeof(b), f->e, "alice", PW, "b", 0)); /* 12 hours */
+    OK(custos_engine_login(&p, c, sizeof(c), f->e, "alice", PW, "c", 600));
+    OK(custos_engine_session_end(f->e, c, "c"));
+    OK(custos_engine_token_create(id, api, sizeof(api), f->e, "alice", "ci", 1, &ADMIN));
+    OK(custos_engine_token_revoke(f->e, id, &ADMIN));
+
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 0);
+    OK(custos_engine_session_check(&p, f->e, b));
+    f->now = start + 600 + 86400; /* a and c expired exactly a day ago: kept */
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 0);
+    f->now = start + 601 + 86400;
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 2);
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 0);
+    f->now = start; /* b is still valid; a and c are gone */
+    OK(custos_engine_session_check(&p, f->e, b));
+    assert_int_equal(custos_engine_session_check(&p, f->e, a), CUSTOS_ERR_AUTH);
+    assert_int_equal(custos_engine_session_end(f->e, c, "c"), CUSTOS_ERR_AUTH);
+    f->now = start + CUSTOS_SESSION_TTL + 86400 + 1;
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 1);
+    f->now = start;
+    assert_int_equal(custos_engine_session_check(&p, f->e, b), CUSTOS_ERR_AUTH);
+    /* the expired, revoked token stays listed */
+    f->now = start + 30 * 86400;
+    OK(custos_engine_sessions_purge(&n, f->e));
+    assert_int_equal(n, 0);
+    memset(&seen, 0, sizeof(seen));
+    OK(custos_engine_token_list(f->e, see_token, &seen));
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.revoked, start);
+    assert_int_equal(custos_engine_sessions_purge(NULL, f->e), CUSTOS_ERR_ARG);
+}
+
 /* The store keeps hashes only: no password, session secret, CSRF-free
  * secret or token text appears in the database files. */
 static void test_only_hashes_stored(void **state)
@@ -363,7 +414,7 @@ int main(void)
         cmocka_unit_test(test_roles),        T(test_user_create),
         T(test_login_and_session),           T(test_session_expiry_and_end),
         T(test_password_change_and_disable), T(test_tokens),
-        T(test_only_hashes_stored),
+        T(test_only_hashes_stored),          T(test_sessions_purge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
