@@ -138,6 +138,88 @@ json_t *api_summary_json(const custos_request_summary *s)
                      created, "updated", updated, "expires", expires, "reason", s->reason);
 }
 
+/* ---- helpers the handlers share ------------------------------------------------------------ */
+
+/* ?limit=: 1..CUSTOS_LIST_MAX, default 50; answers 400 and returns 0 when bad. */
+int api_query_limit(api_call *c, size_t *out)
+{
+    const char *v = custos_http_query(c->x, "limit");
+    char *end = NULL;
+    unsigned long n;
+
+    *out = 50;
+    if (v == NULL)
+        return 1;
+    n = strtoul(v, &end, 10);
+    if (end == v || *end != '\0' || n < 1 || n > CUSTOS_LIST_MAX) {
+        api_error(c, 400, "malformed", "limit must be a number from 1 to 500", "limit");
+        return 0;
+    }
+    *out = (size_t)n;
+    return 1;
+}
+
+const char *api_query_nonempty(api_call *c, const char *name)
+{
+    const char *v = custos_http_query(c->x, name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+json_t *api_page(json_t *items, const char *next)
+{
+    json_t *o = json_pack("{s:o}", "items", items);
+    if (o != NULL && next != NULL && next[0] != '\0')
+        json_object_set_new(o, "next_cursor", json_string(next));
+    return o;
+}
+
+int api_push_json(json_t *arr, json_t *item)
+{
+    if (item == NULL)
+        return -1;
+    return json_array_append_new(arr, item) == 0 ? 0 : -1;
+}
+
+json_t *api_time_json(int64_t t)
+{
+    char buf[21];
+    if (t == 0)
+        return json_null();
+    custos_time_format(buf, t);
+    return json_string(buf);
+}
+
+/* The secret bearer token or session cookie the call came with. */
+int api_call_secret(api_call *c, char *out, size_t cap)
+{
+    const char *auth = custos_http_header(c->x, "Authorization");
+    const char *cookies = custos_http_header(c->x, "Cookie");
+    const char *p;
+    size_t n;
+
+    if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0) {
+        n = strlen(auth + 7);
+        if (n == 0 || n >= cap)
+            return 0;
+        memcpy(out, auth + 7, n + 1);
+        return 1;
+    }
+    for (p = cookies; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        if (strncmp(p, "custos_session=", 15) == 0) {
+            n = strcspn(p + 15, ";");
+            if (n == 0 || n >= cap)
+                return 0;
+            memcpy(out, p + 15, n);
+            out[n] = '\0';
+            return 1;
+        }
+        p = strchr(p, ';');
+    }
+    return 0;
+}
+
 /* ---- routing ---------------------------------------------------------------- */
 
 static int segment_ok(const char *s, size_t n)

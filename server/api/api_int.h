@@ -110,4 +110,24 @@ CUSTOS_NODISCARD custos_err custos_api_mock_tar(uint8_t **out, size_t *out_len, 
                                                 const char *system, const char *component,
                                                 const char *serial);
 
+/* Shared by the operator handlers (api.c). */
+int api_query_limit(api_call *c, size_t *out); /* ?limit=, 1..500 (50); 0 after answering */
+const char *api_query_nonempty(api_call *c, const char *name);
+json_t *api_page(json_t *items, const char *next); /* {"items", "next_cursor"?}; takes items */
+int api_push_json(json_t *arr, json_t *item);      /* list callbacks: 0 or -1 */
+json_t *api_time_json(int64_t t);                  /* RFC 3339, null for 0 */
+int api_call_secret(api_call *c, char *out, size_t cap); /* the call's bearer or cookie secret */
+
+/* Handlers of api_access.c, routed by the table in api_operator.c. */
+void api_session_create(api_call *c);
+void api_session_show(api_call *c);
+void api_session_delete(api_call *c);
+void api_users_list(api_call *c);
+void api_user_create(api_call *c);
+void api_tokens_list(api_call *c);
+void api_token_create(api_call *c);
+void api_token_revoke(api_call *c);
+void api_audit_list(api_call *c);
+void api_audit_verify(api_call *c);
+
 #endif

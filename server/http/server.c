@@ -59,7 +59,7 @@ static custos_err split_listen(const char *spec, char *host, size_t host_cap, ch
     CUSTOS_ENSURE(hlen > 0 && hlen < host_cap, CUSTOS_ERR_ARG, "listen",
                   "cannot parse listen address \"%s\": no host", spec);
     CUSTOS_ENSURE(plen >= 1 && plen <= 5 && strspn(colon + 1, "0123456789") == plen &&
-                      atoi(colon + 1) <= 65535,
+                      strtoul(colon + 1, NULL, 10) <= 65535,
                   CUSTOS_ERR_ARG, "listen", "cannot parse listen address \"%s\": bad port", spec);
     memcpy(host, h, hlen);
     host[hlen] = '\0';

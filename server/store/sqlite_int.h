@@ -192,4 +192,15 @@ custos_err custos_sq_receipt_put(void *ctx, const char *request_id, const uint8_
 custos_err custos_sq_audit_query(void *ctx, const custos_store_audit_query *q,
                                  custos_store_audit_cb cb, void *cb_ctx);
 
+/* connections and group commit (server/store/sqlite_group.c) */
+custos_err custos_sq_exec_id(sq *s, enum stmt_id id, const char *what);
+custos_err custos_sq_conn_open(sq *s, const char *path, int create);
+void custos_sq_conn_close(sq_conn *c);
+custos_err custos_sq_group_get(sq_group **out, const char *path);
+void custos_sq_group_put(sq_group *g);
+custos_err custos_sq_begin(void *ctx);
+custos_err custos_sq_commit(void *ctx);
+void custos_sq_rollback(void *ctx);
+int custos_sq_in_tx(void *ctx);
+
 #endif
