@@ -116,7 +116,7 @@ CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key, 
                                                      const char *package_id, unsigned valid_days,
                                                      X509 *ca, EVP_PKEY *ca_key, int64_t now);
 
-/* server/engine_request.c: issue + lint every certificate of a request; on
+/* server/engine_approve.c: issue + lint every certificate of a request; on
  * success *out_certs holds n certificates (caller frees). */
 CUSTOS_NODISCARD custos_err custos_engine_issue_all(
     X509 *out_certs[CUSTOS_MAX_TEMPLATES], const custos_component_def *comp,
