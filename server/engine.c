@@ -1,13 +1,10 @@
-/* The CA engine: data directory, open/cache, systems, packages, audit. */
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <dirent.h>
+/* The CA engine: open (and shared open), systems, packages, audit. Creating
+ * a data directory is in engine_init.c. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -149,166 +146,12 @@ const engine_system *custos_engine_system(custos_engine *e, const char *name)
     return r == CUSTOS_OK ? e->systems[e->n_systems - 1] : NULL;
 }
 
-static custos_err db_path(char *out, size_t cap, const char *dir)
+custos_err custos_engine_db_path(char *out, size_t cap, const char *dir)
 {
     int n = snprintf(out, cap, "%s/%s", dir, CUSTOS_ENGINE_DB);
     if (n < 0 || (size_t)n >= cap)
         return custos_error_set(CUSTOS_ERR_TOO_LARGE, "dir", "path too long under %s", dir);
     return CUSTOS_OK;
-}
-
-/* ---- init ----------------------------------------------------------------- */
-
-static custos_err prepare_dir(const char *dir)
-{
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    DIR *d = NULL;
-    struct dirent *de;
-
-    if (mkdir(dir, 0700) != 0) {
-        CUSTOS_ENSURE(errno == EEXIST, CUSTOS_ERR_IO, "dir", "cannot create %s: %s", dir,
-                      strerror(errno));
-        d = opendir(dir);
-        CUSTOS_ENSURE(d != NULL, CUSTOS_ERR_IO, "dir", "cannot open %s: %s", dir, strerror(errno));
-        while ((de = readdir(d)) != NULL)
-            CUSTOS_ENSURE(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0,
-                          CUSTOS_ERR_EXISTS, "dir", "%s is not empty", dir);
-    }
-    CUSTOS_ENSURE(chmod(dir, 0700) == 0, CUSTOS_ERR_IO, "dir", "cannot chmod %s: %s", dir,
-                  strerror(errno));
-    ret = CUSTOS_OK;
-out:
-    if (d != NULL)
-        closedir(d);
-    return ret;
-}
-
-/* A DNS name: labels of [a-z0-9-] (not starting or ending with '-'), 1..63
- * bytes each, 253 in all; a leading "*." is refused (one host per name). */
-static int dns_name_valid(const char *s)
-{
-    size_t n = strlen(s), label = 0, i;
-    if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return 0;
-            label = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return 0;
-        if (c == '-' && label == 0)
-            return 0;
-        if (++label > 63)
-            return 0;
-    }
-    return s[n - 1] != '-';
-}
-
-/* The TLS server certificate's subjectAltName: the defaults plus @p names
- * (IP addresses as IP:, the rest as lowercase DNS:). */
-static custos_err server_san(char *out, size_t cap, const custos_init_options *opts)
-{
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    size_t i, used;
-    int n = snprintf(out, cap, "%s", CUSTOS_CA_TLS_SAN_DEFAULT);
-    CUSTOS_ENSURE(n > 0 && (size_t)n < cap, CUSTOS_ERR_INTERNAL, "server-name", "SAN buffer");
-    used = (size_t)n;
-    if (opts == NULL)
-        return CUSTOS_OK;
-    CUSTOS_ENSURE(opts->n_server_names <= CUSTOS_INIT_MAX_SERVER_NAMES, CUSTOS_ERR_LIMIT,
-                  "server-name", "at most %d server names", CUSTOS_INIT_MAX_SERVER_NAMES);
-    for (i = 0; i < opts->n_server_names; i++) {
-        const char *name = opts->server_names[i];
-        unsigned char addr[16];
-        char lower[254];
-        size_t k, len = name != NULL ? strlen(name) : 0;
-        CUSTOS_ENSURE(len > 0 && len < sizeof(lower), CUSTOS_ERR_ARG, "server-name",
-                      "server name %zu is empty or longer than 253 characters", i + 1);
-        if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
-            n = snprintf(out + used, cap - used, ",IP:%s", name);
-        } else {
-            for (k = 0; k <= len; k++)
-                lower[k] = (char)tolower((unsigned char)name[k]);
-            CUSTOS_ENSURE(dns_name_valid(lower), CUSTOS_ERR_ARG, "server-name",
-                          "'%s' is neither a DNS name nor an IP address", name);
-            n = snprintf(out + used, cap - used, ",DNS:%s", lower);
-        }
-        CUSTOS_ENSURE(n > 0 && (size_t)n < cap - used, CUSTOS_ERR_LIMIT, "server-name",
-                      "too many server names");
-        used += (size_t)n;
-    }
-    ret = CUSTOS_OK;
-out:
-    return ret;
-}
-
-static custos_err first_admin(const char *dir, const custos_init_options *opts)
-{
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    custos_engine *e = NULL;
-    const custos_actor actor = {"custosd:init", "local"};
-    CUSTOS_ENSURE(opts->admin_password_cap > CUSTOS_PASSWORD_GEN_LEN, CUSTOS_ERR_ARG, "password",
-                  "the password buffer is too small");
-    CUSTOS_GUARD(custos_engine_open(&e, dir));
-    CUSTOS_GUARD(custos_engine_user_create(e, CUSTOS_FIRST_ADMIN, CUSTOS_ROLE_ADMIN, NULL,
-                                           opts->admin_password, opts->admin_password_cap, &actor));
-    ret = CUSTOS_OK;
-out:
-    custos_engine_free(e);
-    return ret;
-}
-
-custos_err custos_engine_init(const char *dir)
-{
-    return custos_engine_init_ex(dir, NULL);
-}
-
-custos_err custos_engine_init_ex(const char *dir, const custos_init_options *opts)
-{
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    custos_keystore *ks = NULL;
-    custos_store *st = NULL;
-    char path[PATH_MAX];
-    const custos_actor actor = {"custosd:init", "local"};
-    int64_t now = (int64_t)time(NULL);
-    json_t *detail = NULL;
-    uint8_t audit_key[32];
-    char san[CUSTOS_INIT_MAX_SERVER_NAMES * 260 + 64];
-
-    memset(audit_key, 0, sizeof(audit_key));
-    CUSTOS_ENSURE(dir != NULL && dir[0] != '\0', CUSTOS_ERR_ARG, "dir", "no data directory");
-    CUSTOS_ENSURE(opts == NULL || opts->version == 1, CUSTOS_ERR_ARG, "options",
-                  "unknown options version");
-    if (opts != NULL && opts->admin_password != NULL && opts->admin_password_cap > 0)
-        opts->admin_password[0] = '\0';
-    CUSTOS_GUARD(server_san(san, sizeof(san), opts));
-    CUSTOS_GUARD(prepare_dir(dir));
-    CUSTOS_GUARD(custos_keystore_create(dir));
-    CUSTOS_GUARD(custos_keystore_open(&ks, dir));
-    CUSTOS_GUARD(db_path(path, sizeof(path), dir));
-    CUSTOS_GUARD(custos_store_sqlite_open(&st, path, 1));
-    CUSTOS_GUARD(st->ops->begin(st->ctx));
-    CUSTOS_GUARD(custos_ca_hierarchy_create(st, ks, dir, san, now));
-    detail = json_pack("{s:s, s:s}", "root", "root.pem", "tls_san", san);
-    CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
-    CUSTOS_GUARD(custos_keystore_derive(audit_key, ks, CUSTOS_AUDIT_KEY_LABEL));
-    CUSTOS_GUARD(custos_audit_append(st, audit_key, now, &actor, "init", dir, detail));
-    CUSTOS_GUARD(st->ops->commit(st->ctx));
-    if (opts != NULL && opts->admin_password != NULL)
-        CUSTOS_GUARD(first_admin(dir, opts));
-    ret = CUSTOS_OK;
-out:
-    if (st != NULL)
-        st->ops->rollback(st->ctx);
-    OPENSSL_cleanse(audit_key, sizeof(audit_key));
-    json_decref(detail);
-    custos_store_free(st);
-    custos_keystore_free(ks);
-    return ret;
 }
 
 /* ---- open ----------------------------------------------------------------- */
@@ -451,7 +294,7 @@ custos_err custos_engine_open(custos_engine **out, const char *dir)
     e = calloc(1, sizeof(*e));
     CUSTOS_ENSURE(e != NULL, CUSTOS_ERR_NOMEM, "engine", "out of memory");
     CUSTOS_GUARD(custos_strlcpy_checked(e->dir, sizeof(e->dir), dir, "dir"));
-    CUSTOS_GUARD(db_path(path, sizeof(path), dir));
+    CUSTOS_GUARD(custos_engine_db_path(path, sizeof(path), dir));
     CUSTOS_GUARD(custos_store_sqlite_open(&e->st, path, 0));
     CUSTOS_GUARD(custos_keystore_open(&e->ks, dir));
     CUSTOS_GUARD(custos_keystore_derive(e->audit_key, e->ks, CUSTOS_AUDIT_KEY_LABEL));
@@ -532,7 +375,7 @@ custos_err custos_engine_open_shared(custos_engine **out, const custos_engine *p
     e = calloc(1, sizeof(*e));
     CUSTOS_ENSURE(e != NULL, CUSTOS_ERR_NOMEM, "engine", "out of memory");
     memcpy(e->dir, parent->dir, sizeof(e->dir));
-    CUSTOS_GUARD(db_path(path, sizeof(path), e->dir));
+    CUSTOS_GUARD(custos_engine_db_path(path, sizeof(path), e->dir));
     CUSTOS_GUARD(custos_store_sqlite_open(&e->st, path, 0));
     CUSTOS_GUARD(custos_keystore_open(&e->ks, e->dir));
     memcpy(e->audit_key, parent->audit_key, sizeof(e->audit_key));

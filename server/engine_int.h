@@ -70,6 +70,8 @@ struct custos_engine {
 };
 
 int64_t custos_engine_now(const custos_engine *e);
+/* DIR/custos.db, or TOO_LARGE when the path does not fit. */
+CUSTOS_NODISCARD custos_err custos_engine_db_path(char *out, size_t cap, const char *dir);
 /* The system @p name, loaded from the store when this engine has not seen
  * it yet; NULL (with the error set: CUSTOS_ERR_NOT_FOUND, or the load's
  * failure) when there is none. */

@@ -556,7 +556,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(client_request(&c, "HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n", &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(resp_header(&r, "Content-Length"));
-    assert_true(atoi(resp_header(&r, "Content-Length")) > 10);
+    assert_true(strtol(resp_header(&r, "Content-Length"), NULL, 10) > 10);
     resp_free(&r);
     assert_int_equal(client_request(&c, "GET /nocontent HTTP/1.1\r\nHost: t\r\n\r\n", &r), 0);
     assert_int_equal(r.status, 204);
