@@ -133,9 +133,20 @@ const engine_system *custos_engine_system(custos_engine *e, const char *name)
         custos_error_set(CUSTOS_ERR_NOT_FOUND, "system", "no system given");
         return NULL;
     }
-    for (i = 0; i < e->n_systems; i++)
-        if (strcmp(e->systems[i]->def->name, name) == 0)
+    for (i = 0; i < e->n_systems; i++) {
+        if (strcmp(e->systems[i]->def->name, name) == 0) {
+            /* An admin may have edited it through another engine. */
+            if (e->st->ops->system_get(e->st->ctx, &json, name) == CUSTOS_OK &&
+                strcmp(json, e->systems[i]->json) != 0 &&
+                engine_system_refresh(e->systems[i], json) != CUSTOS_OK) {
+                free(json);
+                return NULL;
+            }
+            free(json);
+            custos_error_clear();
             return e->systems[i];
+        }
+    }
     /* Not loaded here: another engine (worker, process) may have created it. */
     r = e->st->ops->system_get(e->st->ctx, &json, name);
     if (r == CUSTOS_ERR_NOT_FOUND)
@@ -180,6 +191,10 @@ static void system_free(engine_system *s)
     if (s == NULL)
         return;
     custos_system_free(s->def);
+    for (size_t i = 0; i < s->n_retired; i++)
+        custos_system_free(s->retired[i]);
+    free(s->retired);
+    free(s->json);
     X509_free(s->ca);
     EVP_PKEY_free(s->key);
     free(s);
@@ -228,17 +243,22 @@ out:
 }
 
 /* Takes ownership of def, ca and key (even on failure). */
-static custos_err add_system(custos_engine *e, custos_system_def *def, X509 *ca, EVP_PKEY *key)
+static custos_err add_system(custos_engine *e, custos_system_def *def, const char *json,
+                             size_t json_len, X509 *ca, EVP_PKEY *key)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     engine_system *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    char *copy = strndup(json, json_len);
+    if (s == NULL || copy == NULL) {
+        free(s);
+        free(copy);
         custos_system_free(def);
         X509_free(ca);
         EVP_PKEY_free(key);
         return custos_error_set(CUSTOS_ERR_NOMEM, "system", "out of memory");
     }
     s->def = def;
+    s->json = copy;
     s->ca = ca;
     s->key = key;
     CUSTOS_GUARD(trust_anchor_add(e, ca));
@@ -262,7 +282,7 @@ static custos_err load_system(custos_engine *e, const char *name, const uint8_t 
                   "stored system %s has name %s", name, def->name);
     snprintf(auth, sizeof(auth), "%s%s", CUSTOS_AUTH_SYSTEM_PREFIX, name);
     CUSTOS_GUARD(load_authority(&ca, &key, e, auth));
-    ret = add_system(e, def, ca, key);
+    ret = add_system(e, def, (const char *)json, len, ca, key);
     def = NULL;
     ca = NULL;
     key = NULL;
@@ -497,7 +517,7 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
     CUSTOS_GUARD(e->st->ops->commit(e->st->ctx));
     in_tx = 0;
     key_written = 0;
-    ret = add_system(e, def, ca, key);
+    ret = add_system(e, def, canon, canon_len, ca, key);
     def = NULL;
     ca = NULL;
     key = NULL;

@@ -55,6 +55,17 @@ typedef struct custos_actor {
 CUSTOS_NODISCARD custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json,
                                                         size_t len, const custos_actor *actor);
 
+/*
+ * Edit system @p name with a whole new system.json (same name). Components
+ * may be added; validity, subject patterns, services and names may change;
+ * an existing component keeps its key templates (name, algorithm, usage,
+ * same set): devices in the field hold keys made from them and packages
+ * already handed out carry them. Audited "system.update".
+ */
+CUSTOS_NODISCARD custos_err custos_engine_system_update(custos_engine *e, const char *name,
+                                                        const uint8_t *json, size_t len,
+                                                        const custos_actor *actor);
+
 /* Build a provisioning package for @p system: bootstrap key + certificate
  * valid @p valid_days, signed by the package-signing key. *out malloc'd. */
 CUSTOS_NODISCARD custos_err custos_engine_package_create(uint8_t **out, size_t *out_len,

@@ -26,9 +26,14 @@ typedef struct engine_doc_slot {
 } engine_doc_slot;
 
 typedef struct engine_system {
-    custos_system_def *def; /* parsed once */
+    custos_system_def *def; /* parsed once, again when edited */
     X509 *ca;               /* its issuing CA */
     EVP_PKEY *key;
+    char *json;             /* the stored system.json def was parsed from */
+    /* Definitions replaced by an edit, kept until the engine closes: a caller
+     * may still hold one from earlier in the same call. */
+    custos_system_def **retired;
+    size_t n_retired;
 } engine_system;
 
 /* What engines opened from one another share (custos_engine_open_shared):
@@ -76,6 +81,8 @@ CUSTOS_NODISCARD custos_err custos_engine_db_path(char *out, size_t cap, const c
  * it yet; NULL (with the error set: CUSTOS_ERR_NOT_FOUND, or the load's
  * failure) when there is none. */
 const engine_system *custos_engine_system(custos_engine *e, const char *name);
+/* Re-parse an edited system's stored @p json into @p s (engine_system.c). */
+custos_err engine_system_refresh(engine_system *s, const char *json);
 
 /* base64url without padding of @p in into @p out (capacity @p cap, NUL
  * included); CUSTOS_ERR_TOO_LARGE when it does not fit. */
@@ -119,11 +126,14 @@ CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key, 
                                                      X509 *ca, EVP_PKEY *ca_key, int64_t now);
 
 /* server/engine_approve.c: issue + lint every certificate of a request; on
- * success *out_certs holds n certificates (caller frees). */
+ * success *out_certs holds n certificates (caller frees). A tls-server
+ * template's certificate names the hosts of @p services->gateways in its
+ * subjectAltName. */
 CUSTOS_NODISCARD custos_err custos_engine_issue_all(
     X509 *out_certs[CUSTOS_MAX_TEMPLATES], const custos_component_def *comp,
     EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const X509_PUBKEY *const *spkis, const char *system,
-    const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
+    const custos_services *services, const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now,
+    int mock);
 
 /* server/engine_request.c: import with auto-approval in the same
  * transaction (custos_engine_request_submit). decide() is asked, before

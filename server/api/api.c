@@ -436,6 +436,10 @@ void custos_api_handle(custos_http_exchange *x, void *wctx)
     c.actor.who = c.actor_who;
     custos_error_clear();
 
+    if (custos_api_is_static_path(path)) {
+        custos_api_static(x, w->api);
+        return;
+    }
     r = route_find(&c, path, &known);
     if (r == NULL) {
         if (known)

@@ -17,11 +17,12 @@ typedef struct custos_api_config {
     double device_burst;    /* its bucket */
     double login_rate;      /* password sign-ins per second per client address and per user */
     unsigned poll_interval; /* retry_after for a pending request, seconds */
+    const char *web_dir;    /* NULL: the console compiled in; else serve this folder */
 } custos_api_config;
 
 #define CUSTOS_API_CONFIG_INIT                                                                     \
     {                                                                                              \
-        NULL, 20.0, 100.0, 0.2, 5                                                                  \
+        NULL, 20.0, 100.0, 0.2, 5, NULL                                                                \
     }
 
 /* Opens the data directory once (keys, CA hierarchy) to check it. */

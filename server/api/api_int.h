@@ -86,6 +86,10 @@ extern const size_t custos_api_operator_route_count;
 
 double custos_api_now_s(void);
 
+/* The web console (api_static.c): paths outside /api/, /device/, /gateway/. */
+int custos_api_is_static_path(const char *path);
+void custos_api_static(custos_http_exchange *x, const custos_api *api);
+
 /* Answers */
 void api_error(api_call *c, int status, const char *code, const char *message, const char *field);
 void api_fail(api_call *c, custos_err err);           /* status from the error (docs/api.md) */

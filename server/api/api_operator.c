@@ -77,6 +77,17 @@ static void system_create(api_call *c)
     system_answer(c, 201, namebuf);
 }
 
+static void system_update(api_call *c)
+{
+    custos_err err = custos_engine_system_update(c->e, c->params[0], c->body, c->body_len,
+                                                 &c->actor);
+    if (err != CUSTOS_OK) {
+        api_fail(c, err);
+        return;
+    }
+    system_answer(c, 200, c->params[0]);
+}
+
 static void system_show(api_call *c)
 {
     system_answer(c, 200, c->params[0]);
@@ -493,6 +504,7 @@ const api_route custos_api_operator_routes[] = {
     {"GET", "/api/v1/systems", API_ANY, NULL, 0, systems_list},
     {"POST", "/api/v1/systems", ADM, CT_JSON, CUSTOS_MAX_SYSTEM_JSON_SIZE, system_create},
     {"GET", "/api/v1/systems/{}", API_ANY, NULL, 0, system_show},
+    {"PUT", "/api/v1/systems/{}", ADM, CT_JSON, CUSTOS_MAX_SYSTEM_JSON_SIZE, system_update},
     {"GET", "/api/v1/systems/{}/policy", API_ANY, NULL, 0, policy_show},
     {"PUT", "/api/v1/systems/{}/policy", ADM, CT_JSON, API_MAX_POLICY, policy_set},
     {"POST", "/api/v1/systems/{}/packages", ADM, CT_JSON, API_MAX_JSON, package_create},

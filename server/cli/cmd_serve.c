@@ -15,11 +15,12 @@
 
 const char cli_serve_synopsis[] =
     "custosd serve --data DIR --listen ADDR:PORT [--workers N] [--device-rate R]\n"
-    "              [--device-burst B] [--poll-interval S] [--max-connections N] [--quiet]";
+    "              [--device-burst B] [--poll-interval S] [--max-connections N] [--quiet]\n"
+    "              [--web-dir DIR]";
 
 const char cli_serve_help[] =
-    "Serve the device protocol (/device/v1) and the operator API (/api/v1) over HTTPS\n"
-    "(docs/api.md). ADDR:PORT is e.g. 127.0.0.1:8443, [::1]:8443 or 0.0.0.0:8443; port 0\n"
+    "Serve the device protocol (/device/v1), the operator API (/api/v1) and the web\n"
+    "console (https://ADDR:PORT/) over HTTPS (docs/api.md, docs/console.md). ADDR:PORT is e.g. 127.0.0.1:8443, [::1]:8443 or 0.0.0.0:8443; port 0\n"
     "picks a free port (the log line \"listening\" names it). TLS 1.2+ with the server\n"
     "certificate made by `custosd init`; client certificates are optional and verified\n"
     "against the Root of Trust.\n"
@@ -30,6 +31,8 @@ const char cli_serve_help[] =
     "  --poll-interval S    retry_after told to devices whose request is pending (default 5)\n"
     "  --max-connections N  open connections at most (default 4096)\n"
     "  --quiet              no access log lines (errors and lifecycle still logged)\n"
+    "  --web-dir DIR        serve the console from DIR instead of the copy compiled in\n"
+    "                       (for people working on web/)\n"
     "Logs are JSON lines on stderr. SIGTERM or SIGINT: stop accepting, finish the requests\n"
     "in flight, close the store, exit 0.";
 
@@ -87,6 +90,8 @@ int cli_cmd_serve(int argc, char **argv)
             data = v;
         else if (strcmp(o, "--listen") == 0)
             listen = v;
+        else if (strcmp(o, "--web-dir") == 0)
+            acfg.web_dir = v;
         else if (strcmp(o, "--workers") == 0) {
             if (!parse_double(&workers, "workers", v, 1, 64))
                 return EXIT_USAGE;

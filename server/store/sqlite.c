@@ -38,6 +38,7 @@ const char *const custos_sq_sql[S_COUNT] = {
     [S_SYS_PUT] = "INSERT INTO systems(name, json, created) VALUES(?1, ?2, ?3)",
     [S_SYS_GET] = "SELECT json FROM systems WHERE name = ?1",
     [S_SYS_LIST] = "SELECT name, json FROM systems ORDER BY name",
+    [S_SYS_SET] = "UPDATE systems SET json = ?2 WHERE name = ?1",
     [S_PKG_PUT] = "INSERT INTO packages(id, system, created, expires, cert, file)"
                   " VALUES(?1,?2,?3,?4,?5,?6)",
     [S_PKG_GET] = "SELECT id, system, created, expires, cert, file IS NOT NULL FROM packages"
@@ -354,6 +355,22 @@ static custos_err sq_system_get(void *ctx, char **out_json, const char *name)
     return custos_sq_get_named(ctx, S_SYS_GET, (uint8_t **)out_json, NULL, name, "system");
 }
 
+static custos_err sq_system_set(void *ctx, const char *name, const char *json)
+{
+    sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    custos_err ret = CUSTOS_OK;
+
+    CUSTOS_GUARD(custos_sq_stmt(&st, s, S_SYS_SET));
+    CUSTOS_GUARD(custos_sq_exec_bound(
+        s, st, custos_sq_bind_text(st, 1, name) | custos_sq_bind_text(st, 2, json),
+        CUSTOS_ERR_EXISTS, "system"));
+    CUSTOS_ENSURE(sqlite3_changes(s->c.db) == 1, CUSTOS_ERR_NOT_FOUND, "system",
+                  "unknown system %s", name);
+out:
+    return ret;
+}
+
 static custos_err sq_system_list(void *ctx, custos_store_blob_cb cb, void *cb_ctx)
 {
     sqlite3_stmt *st = NULL;
@@ -452,6 +469,7 @@ static const custos_store_ops SQLITE_OPS = {
     .authority_list = sq_authority_list,
     .system_put = sq_system_put,
     .system_get = sq_system_get,
+    .system_set = sq_system_set,
     .system_list = sq_system_list,
     .package_put = sq_package_put,
     .package_get = sq_package_get,

@@ -16,6 +16,7 @@ enum stmt_id {
     S_SYS_PUT,
     S_SYS_GET,
     S_SYS_LIST,
+    S_SYS_SET,
     S_PKG_PUT,
     S_PKG_GET,
     S_PKG_LIST,

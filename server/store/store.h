@@ -162,6 +162,8 @@ typedef struct custos_store_ops {
     custos_err (*system_put)(void *ctx, const char *name, const char *json, int64_t now);
     custos_err (*system_get)(void *ctx, char **out_json, const char *name);
     custos_err (*system_list)(void *ctx, custos_store_blob_cb cb, void *cb_ctx);
+    /* Replace the definition of an existing system (custos_engine_system_update). */
+    custos_err (*system_set)(void *ctx, const char *name, const char *json);
 
     custos_err (*package_put)(void *ctx, const custos_store_package *p);
     custos_err (*package_get)(void *ctx, custos_store_package *out, const char *id);
