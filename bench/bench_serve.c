@@ -62,32 +62,12 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double cpu_self_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-void die(const char *what, custos_err r)
-{
-    const custos_error *e = custos_error_last();
-    fprintf(stderr, "bench_serve: %s: %s: %s\n", what, custos_err_code(r), e->message);
-    exit(1);
-}
-
-void fail(const char *what)
-{
-    fprintf(stderr, "bench_serve: %s\n", what);
-    exit(1);
 }
 
 static const char *fs_kind(const char *path)

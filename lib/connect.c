@@ -546,6 +546,17 @@ static custos_err step_receipt(custos_connect_status *st, conn *c, const uint8_t
     CUSTOS_GUARD(request_url(url, c, rid, "/receipt"));
     CUSTOS_GUARD(exchange(&resp, st, c, "POST", url, CUSTOS_CT_RECEIPT, receipt, receipt_len,
                           MAX_JSON_ANSWER));
+    if (resp.status == 202) {
+        /* Queued, not confirmed (a gateway forwards it later): keep the
+         * receipt and send the same bytes again when asked to. */
+        CUSTOS_GUARD(parse_answer(st, c, &resp, rid));
+        if (c->receipt == NULL)
+            CUSTOS_GUARD(
+                custos_dev_write(c->port, CUSTOS_OBJ_RECEIPT_PENDING, receipt, receipt_len));
+        st->phase = CUSTOS_CONNECT_INSTALLED;
+        ret = 0;
+        goto out;
+    }
     if (resp.status != 200) {
         ret = http_failed(st, &resp);
         goto out;

@@ -17,3 +17,7 @@ if [ "${BENCH_SERVE_P256:-0}" = 1 ]; then
     "$build/bench/bench_serve" --custosd "$build/custosd" --p256 \
         --devices "${BENCH_SERVE_DEVICES:-2000}" --concurrency "${BENCH_SERVE_CONCURRENCY:-200}"
 fi
+echo
+# Devices/s through one custos-gateway versus directly to custosd, same run
+# (bench/bench_gateway.sh): BENCH_GW_DEVICES per run, BENCH_GW_CONCURRENCY in flight.
+bash "$(dirname "$0")/../bench/bench_gateway.sh" "$build"

@@ -148,6 +148,7 @@ show custos devices list
 show custos audit verify
 
 printf '\n==> the service is running\n\n'
+printf '    web console:    %s/ (sign in as admin; the browser must trust %s, or accept the warning)\n' "$URL" "$DATA/root.pem"
 printf '    URL:            %s (operator API: %s/api/v1, device protocol: %s/device/v1)\n' "$URL" "$URL" "$URL"
 printf '    Root of Trust:  %s\n' "$DATA/root.pem"
 printf '    operator:       admin, password: %s (shown once; also in demo-out/admin.password)\n' "$ADMIN_PASSWORD"

@@ -376,7 +376,8 @@ static custos_err share_system(custos_engine *e, const engine_system *from)
     }
     memcpy(def, from->def, sizeof(*def)); /* plain data, no pointers */
     s->def = def;
-    if (!ref_x509(&s->ca, from->ca) || !ref_key(&s->key, from->key)) {
+    s->json = from->json != NULL ? strdup(from->json) : NULL;
+    if (s->json == NULL || !ref_x509(&s->ca, from->ca) || !ref_key(&s->key, from->key)) {
         system_free(s);
         return custos_error_set(CUSTOS_ERR_INTERNAL, "system", "cannot share a system");
     }
@@ -483,6 +484,7 @@ custos_err custos_engine_system_create(custos_engine *e, const uint8_t *json, si
 
     CUSTOS_ENSURE(e != NULL && json != NULL, CUSTOS_ERR_ARG, "system", "no system definition");
     CUSTOS_GUARD(custos_system_parse(&def, json, len));
+    CUSTOS_GUARD(custos_engine_system_gateway_check(def));
     CUSTOS_ENSURE(custos_engine_system(e, def->name) == NULL, CUSTOS_ERR_EXISTS, "name",
                   "system %s already exists", def->name);
     custos_error_clear();

@@ -90,6 +90,9 @@ typedef struct custos_request_summary {
     int64_t updated;
     int64_t expires;                            /* notAfter of the signer */
     char reason[CUSTOS_MAX_META_VALUE_LEN + 1]; /* rejection reason */
+    /* via "gateway": the gateway device it came through, and its serial */
+    char gateway_id[CUSTOS_ID_LEN + 1];
+    char gateway_serial[CUSTOS_MAX_SERIAL_LEN + 1];
 } custos_request_summary;
 
 /* Verify a .mcpr fully (CMS, signer chain and expiry, proof of possession,
@@ -495,5 +498,71 @@ CUSTOS_NODISCARD custos_err custos_engine_audit_list(custos_engine *e, const cus
  * session cache and session tickets, so resumed handshakes are cheap. One
  * SSL_CTX serves every worker thread. */
 CUSTOS_NODISCARD custos_err custos_engine_ssl_ctx(SSL_CTX **out, custos_engine *e);
+
+/* ==== gateways (proxy provisioning) ======================================== *
+ *
+ * A gateway is a provisioned device of a "gateway": true component. It calls
+ * /gateway/v1 over mutual TLS with its own device certificate and forwards
+ * the requests and receipts of the devices behind it; every one of those is
+ * verified on its own signatures exactly as if the device had sent it. */
+
+typedef struct custos_gateway_info {
+    char device_id[CUSTOS_ID_LEN + 1];
+    char system[CUSTOS_MAX_NAME_LEN + 1];
+    char serial[CUSTOS_MAX_SERIAL_LEN + 1];
+    int enabled;
+    int64_t last_seen; /* the last authorized call; 0: never */
+    int64_t forwarded; /* requests and receipts it forwarded that were accepted */
+} custos_gateway_info;
+typedef int (*custos_gateway_cb)(const custos_gateway_info *g, void *ctx);
+
+/* Authorize a call to /gateway/v1. @p cert_der: the client certificate the
+ * TLS handshake verified (NULL: none). OK when it is byte for byte a
+ * certificate this store issued for a tls-client template, unexpired, of the
+ * latest provisioned request of its device, the device's component is
+ * "gateway": true, and the gateway is enabled: *out is the gateway (listed
+ * now if it was not). CUSTOS_ERR_FORBIDDEN otherwise, with *out_disabled = 1
+ * when it is a gateway an admin disabled. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_auth(custos_gateway_info *out, int *out_disabled,
+                                                       custos_engine *e, const uint8_t *cert_der,
+                                                       size_t len);
+/* custos_engine_request_submit of a .mcpr forwarded by @p gw: via "gateway",
+ * the gateway recorded with the request and in its audit entry; a request of
+ * another system than the gateway's is CUSTOS_ERR_FORBIDDEN (field
+ * "system") and nothing is stored. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_submit(custos_request_summary *out,
+                                                         int *out_created, custos_engine *e,
+                                                         const custos_gateway_info *gw,
+                                                         const uint8_t *der, size_t len,
+                                                         const custos_actor *actor);
+/* custos_engine_request_get, for a request of @p gw's system only: any other
+ * is CUSTOS_ERR_NOT_FOUND, as if there were none. A pending or approved
+ * request whose signer has expired is shown expired. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_request(custos_request_summary *out,
+                                                          custos_engine *e,
+                                                          const custos_gateway_info *gw,
+                                                          const char *request_id);
+/* custos_engine_receipt_accept of a receipt forwarded by @p gw, for the
+ * request named inside it (CUSTOS_ERR_NOT_FOUND when that request is not of
+ * the gateway's system). */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_receipt(custos_request_summary *out,
+                                                          custos_engine *e,
+                                                          const custos_gateway_info *gw,
+                                                          const uint8_t *der, size_t len,
+                                                          const custos_actor *actor);
+/* After an authorized call: last_seen = now, forwarded += @p forwarded. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_seen(custos_engine *e,
+                                                       const custos_gateway_info *gw,
+                                                       unsigned forwarded);
+/* Every gateway, by system and serial. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_list(custos_engine *e, custos_gateway_cb cb,
+                                                       void *ctx);
+/* Disable (0) or enable (1) gateway @p device_id: a disabled gateway's calls
+ * are refused from its next call on. CUSTOS_ERR_NOT_FOUND for a device that
+ * is not a gateway. Audited "gateway.disabled" / "gateway.enabled". */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_set_enabled(custos_gateway_info *out,
+                                                              custos_engine *e,
+                                                              const char *device_id, int enabled,
+                                                              const custos_actor *actor);
 
 #endif

@@ -53,21 +53,25 @@ custos_err custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES],
                                    const custos_component_def *comp,
                                    EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES],
                                    const X509_PUBKEY *const *spkis, const char *system,
-                                   const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now,
-                                   int mock)
+                                   const custos_services *services, const char *serial, X509 *ca,
+                                   EVP_PKEY *ca_key, int64_t now, int mock)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
+    GENERAL_NAMES *san = NULL;
     size_t i;
     for (i = 0; i < CUSTOS_MAX_TEMPLATES; i++)
         out_certs[i] = NULL;
     for (i = 0; i < comp->n_templates; i++) {
         const custos_key_template *t = &comp->templates[i];
-        CUSTOS_GUARD(custos_ca_issue(&out_certs[i], pubs[i], spkis != NULL ? spkis[i] : NULL, t,
-                                     system, comp->name, serial, ca, ca_key, now, mock));
+        if ((t->usage & CUSTOS_USAGE_TLS_SERVER) && san == NULL)
+            CUSTOS_GUARD(custos_ca_gateway_names(&san, NULL, services));
+        CUSTOS_GUARD(custos_ca_issue_ex(&out_certs[i], pubs[i], spkis != NULL ? spkis[i] : NULL, t,
+                                        system, comp->name, serial, ca, ca_key, now, mock, san));
         CUSTOS_GUARD(custos_lint_certificate_ex(out_certs[i], ca, t, mock, serial));
     }
     ret = CUSTOS_OK;
 out:
+    GENERAL_NAMES_free(san);
     if (ret < 0)
         for (i = 0; i < CUSTOS_MAX_TEMPLATES; i++) {
             X509_free(out_certs[i]);
@@ -232,8 +236,9 @@ custos_err custos_engine_issue(X509 *certs[CUSTOS_MAX_TEMPLATES], uint8_t **prof
                                int64_t now)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
-    CUSTOS_GUARD(custos_engine_issue_all(certs, p->comp, p->pubs, p->spkis, d->system, d->serial,
-                                         p->sys->ca, p->sys->key, now, 0));
+    CUSTOS_GUARD(custos_engine_issue_all(certs, p->comp, p->pubs, p->spkis, d->system,
+                                         &p->sys->def->services, d->serial, p->sys->ca, p->sys->key,
+                                         now, 0));
     CUSTOS_GUARD(build_profile(profile, profile_len, e, p->sys, r, p->comp, certs, now));
     ret = CUSTOS_OK;
 out:
@@ -350,6 +355,8 @@ static custos_err simple_transition(custos_request_summary *out, custos_engine *
     CUSTOS_ENSURE(allowed, CUSTOS_ERR_STATE, "state", "request %s is %s; cannot %s", id,
                   custos_state_name(r.sum.state), action);
     CUSTOS_GUARD(transition(e, id, r.sum.state, to, reason, actor, action));
+    if (to == CUSTOS_STATE_PROVISIONED)
+        CUSTOS_GUARD(custos_engine_gateway_note(e, &r.sum));
     CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));
     custos_store_request_clear(&r);
     CUSTOS_GUARD(e->st->ops->request_get(e->st->ctx, &r, id));

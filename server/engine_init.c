@@ -41,31 +41,6 @@ out:
     return ret;
 }
 
-/* A DNS name: labels of [a-z0-9-] (not starting or ending with '-'), 1..63
- * bytes each, 253 in all; a leading "*." is refused (one host per name). */
-static int dns_name_valid(const char *s)
-{
-    size_t n = strlen(s), label = 0, i;
-    if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return 0;
-            label = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return 0;
-        if (c == '-' && label == 0)
-            return 0;
-        if (++label > 63)
-            return 0;
-    }
-    return s[n - 1] != '-';
-}
-
 /* The TLS server certificate's subjectAltName: the defaults plus @p names
  * (IP addresses as IP:, the rest as lowercase DNS:). */
 static custos_err server_san(char *out, size_t cap, const custos_init_options *opts)
@@ -91,7 +66,7 @@ static custos_err server_san(char *out, size_t cap, const custos_init_options *o
         } else {
             for (k = 0; k <= len; k++)
                 lower[k] = (char)tolower((unsigned char)name[k]);
-            CUSTOS_ENSURE(dns_name_valid(lower), CUSTOS_ERR_ARG, "server-name",
+            CUSTOS_ENSURE(custos_ca_dns_name_valid(lower, strlen(lower)), CUSTOS_ERR_ARG, "server-name",
                           "'%s' is neither a DNS name nor an IP address", name);
             n = snprintf(out + used, cap - used, ",DNS:%s", lower);
         }

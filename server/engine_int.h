@@ -129,11 +129,11 @@ CUSTOS_NODISCARD custos_err custos_ca_bootstrap_cert(X509 **out, EVP_PKEY *key, 
  * success *out_certs holds n certificates (caller frees). A tls-server
  * template's certificate names the hosts of @p services->gateways in its
  * subjectAltName. */
-CUSTOS_NODISCARD custos_err custos_engine_issue_all(
-    X509 *out_certs[CUSTOS_MAX_TEMPLATES], const custos_component_def *comp,
-    EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const X509_PUBKEY *const *spkis, const char *system,
-    const custos_services *services, const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now,
-    int mock);
+CUSTOS_NODISCARD custos_err
+custos_engine_issue_all(X509 *out_certs[CUSTOS_MAX_TEMPLATES], const custos_component_def *comp,
+                        EVP_PKEY *const pubs[CUSTOS_MAX_TEMPLATES], const X509_PUBKEY *const *spkis,
+                        const char *system, const custos_services *services, const char *serial,
+                        X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock);
 
 /* server/engine_request.c: import with auto-approval in the same
  * transaction (custos_engine_request_submit). decide() is asked, before
@@ -155,9 +155,31 @@ struct engine_auto {
     int certified;
     custos_err failed;
     custos_error failure;
+    /* via "gateway": the gateway it came through (engine_gateway.c); the
+     * request must be of its system (CUSTOS_ERR_FORBIDDEN, field "system"). */
+    const custos_gateway_info *gateway;
 };
 CUSTOS_NODISCARD custos_err custos_engine_request_import_auto(
     custos_request_summary *out, int *out_created, custos_engine *e, const uint8_t *der, size_t len,
     const char *via, const custos_actor *actor, engine_auto *a);
+
+/* server/engine_policy.c: custos_engine_request_submit of a request that
+ * came through gateway @p gw (NULL: it did not). */
+CUSTOS_NODISCARD custos_err custos_engine_request_submit_gw(
+    custos_request_summary *out, int *out_created, custos_engine *e, const uint8_t *der, size_t len,
+    const char *via, const custos_actor *actor, const custos_gateway_info *gw);
+
+/* server/engine_gateway.c */
+/* What system create (and edit) require of gateways and tls-server
+ * templates: a "gateway": true component has a tls-client and a tls-server
+ * template; a tls-server template needs services.gateways, each with a usable
+ * host; when none of those hosts is a DNS name, a tls-server template's
+ * subject has no CN (a client matching host names would read it).
+ * CUSTOS_ERR_MALFORMED naming the field. */
+CUSTOS_NODISCARD custos_err custos_engine_system_gateway_check(const custos_system_def *def);
+/* Inside the caller's transaction, when request @p r has just become
+ * provisioned: a device of a gateway component is listed as a gateway. */
+CUSTOS_NODISCARD custos_err custos_engine_gateway_note(custos_engine *e,
+                                                       const custos_request_summary *r);
 
 #endif

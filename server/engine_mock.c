@@ -120,8 +120,8 @@ custos_err custos_engine_mock_create(custos_engine *e, const char *system, const
     CUSTOS_GUARD(custos_id_new(request_id, NULL));
     for (i = 0; i < comp->n_templates; i++)
         CUSTOS_GUARD(custos_key_generate(&keys[i], comp->templates[i].alg));
-    CUSTOS_GUARD(custos_engine_issue_all(certs, comp, keys, NULL, system, serial, e->mock_root,
-                                         e->mock_root_key, now, 1));
+    CUSTOS_GUARD(custos_engine_issue_all(certs, comp, keys, NULL, system, &sys->def->services,
+                                         serial, e->mock_root, e->mock_root_key, now, 1));
 
     id = custos_identity_doc_new();
     p = custos_profile_doc_new();

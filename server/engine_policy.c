@@ -241,6 +241,14 @@ custos_err custos_engine_request_submit(custos_request_summary *out, int *out_cr
                                         custos_engine *e, const uint8_t *der, size_t len,
                                         const char *via, const custos_actor *actor)
 {
+    return custos_engine_request_submit_gw(out, out_created, e, der, len, via, actor, NULL);
+}
+
+custos_err custos_engine_request_submit_gw(custos_request_summary *out, int *out_created,
+                                           custos_engine *e, const uint8_t *der, size_t len,
+                                           const char *via, const custos_actor *actor,
+                                           const custos_gateway_info *gw)
+{
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_request_summary after;
     custos_policy_mode mode = CUSTOS_POLICY_MANUAL;
@@ -254,6 +262,7 @@ custos_err custos_engine_request_submit(custos_request_summary *out, int *out_cr
     ctx.caller = actor;
     a.decide = auto_decide;
     a.ctx = &ctx;
+    a.gateway = gw;
     /* When the policy approves, the request is issued for before it is
      * stored and certified in the import's transaction. */
     CUSTOS_GUARD(custos_engine_request_import_auto(out, out_created, e, der, len, via, actor, &a));

@@ -54,6 +54,10 @@ custos_err custos_request_summary_json(json_t **out, const custos_request_summar
     CUSTOS_GUARD(set_new(j, "created", time_json(r->created)));
     CUSTOS_GUARD(set_new(j, "updated", time_json(r->updated)));
     CUSTOS_GUARD(set_new(j, "expires", time_json(r->expires)));
+    if (r->gateway_id[0] != '\0')
+        CUSTOS_GUARD(set_new(
+            j, "gateway",
+            json_pack("{s:s, s:s}", "device_id", r->gateway_id, "serial", r->gateway_serial)));
     *out = j;
     j = NULL;
     ret = CUSTOS_OK;

@@ -107,6 +107,7 @@ custos_err custos_engine_receipt_accept(custos_request_summary *out, custos_engi
         goto out;
     }
     CUSTOS_GUARD(set);
+    CUSTOS_GUARD(custos_engine_gateway_note(e, &r));
     CUSTOS_GUARD(e->st->ops->receipt_put(e->st->ctx, idbuf, der, len, custos_engine_now(e)));
     CUSTOS_GUARD(custos_engine_audit(e, actor, "device.provisioned", idbuf, detail));
     CUSTOS_GUARD(custos_engine_tx_commit(e, &in_tx));

@@ -190,6 +190,9 @@ static custos_err write_request(custos_engine *e, custos_store_request *r,
                        m->kind, "via", m->via, "system", m->system, "component", m->component,
                        "serial", m->serial, "duplicate_serial", m->duplicate_serial);
     CUSTOS_ENSURE(detail != NULL, CUSTOS_ERR_NOMEM, "audit", "out of memory");
+    if (m->gateway_id[0] != '\0')
+        CUSTOS_ENSURE(json_object_set_new(detail, "gateway", json_string(m->gateway_id)) == 0,
+                      CUSTOS_ERR_NOMEM, "audit", "out of memory");
     CUSTOS_GUARD(e->st->ops->request_insert(e->st->ctx, r));
     CUSTOS_GUARD(custos_engine_audit(e, actor, "request.import", m->request_id, detail));
     ret = CUSTOS_OK;
@@ -232,7 +235,7 @@ out:
  * the record to store (*r, pending, r->der borrowed from @p der). */
 static custos_err import_prepare(custos_store_request *r, custos_request_doc **out_doc,
                                  int *existing, custos_engine *e, const uint8_t *der, size_t len,
-                                 const char *via, int64_t now)
+                                 const char *via, const custos_gateway_info *gw, int64_t now)
 {
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_request_doc *d = NULL;
@@ -250,6 +253,9 @@ static custos_err import_prepare(custos_store_request *r, custos_request_doc **o
     got = e->st->ops->request_get_by_digest(e->st->ctx, r, digest);
     if (got == CUSTOS_OK) {
         *existing = 1;
+        CUSTOS_ENSURE(gw == NULL || strcmp(r->sum.system, gw->system) == 0, CUSTOS_ERR_FORBIDDEN,
+                      "system", "gateway %s serves system %s; this request is for system %s",
+                      gw->device_id, gw->system, r->sum.system);
         return CUSTOS_OK;
     }
     CUSTOS_ENSURE(got == CUSTOS_ERR_NOT_FOUND, got, "store", "store lookup failed");
@@ -257,6 +263,9 @@ static custos_err import_prepare(custos_store_request *r, custos_request_doc **o
     custos_store_request_clear(r);
     memcpy(r->digest, digest, sizeof(digest));
     CUSTOS_GUARD(request_decode(&d, e, der, len, now));
+    CUSTOS_ENSURE(gw == NULL || strcmp(d->system, gw->system) == 0, CUSTOS_ERR_FORBIDDEN, "system",
+                  "gateway %s serves system %s; this request is for system %s", gw->device_id,
+                  gw->system, d->system);
     sys = custos_engine_system(e, d->system);
     CUSTOS_ENSURE(sys != NULL, CUSTOS_ERR_NOT_FOUND, "system", "unknown system %s", d->system);
     comp = custos_system_component(sys->def, d->component);
@@ -284,6 +293,10 @@ static custos_err import_prepare(custos_store_request *r, custos_request_doc **o
     memcpy(r->sum.firmware, d->firmware, sizeof(r->sum.firmware));
     memcpy(r->hardware_id, d->hardware_id, sizeof(r->hardware_id));
     snprintf(r->sum.via, sizeof(r->sum.via), "%s", via);
+    if (gw != NULL) {
+        memcpy(r->sum.gateway_id, gw->device_id, sizeof(r->sum.gateway_id));
+        memcpy(r->sum.gateway_serial, gw->serial, sizeof(r->sum.gateway_serial));
+    }
     r->sum.created = now;
     r->sum.updated = now;
     r->sum.expires = d->signer_not_after;
@@ -430,7 +443,8 @@ custos_err custos_engine_request_import_auto(custos_request_summary *out, int *o
     memset(out, 0, sizeof(*out));
     *out_created = 0;
     now = custos_engine_now(e);
-    CUSTOS_GUARD(import_prepare(&r, &d, &existing, e, der, len, via, now));
+    CUSTOS_GUARD(
+        import_prepare(&r, &d, &existing, e, der, len, via, a != NULL ? a->gateway : NULL, now));
     if (existing) {
         *out = r.sum;
         ret = CUSTOS_OK;

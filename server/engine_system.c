@@ -90,6 +90,7 @@ custos_err custos_engine_system_update(custos_engine *e, const char *name, const
     CUSTOS_ENSURE(e != NULL && name != NULL && json != NULL, CUSTOS_ERR_ARG, "system",
                   "no system definition");
     CUSTOS_GUARD(custos_system_parse(&def, json, len));
+    CUSTOS_GUARD(custos_engine_system_gateway_check(def));
     CUSTOS_ENSURE(strcmp(def->name, name) == 0, CUSTOS_ERR_ARG, "name",
                   "a system cannot be renamed (%s is not %s)", def->name, name);
     CUSTOS_GUARD(custos_system_to_json(&j, def));

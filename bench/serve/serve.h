@@ -14,7 +14,7 @@
 #include "custos/custos.h"
 #include "engine.h"
 
-/* ---- helpers (bench_serve.c) ---------------------------------------------- */
+/* ---- helpers (util.c) ------------------------------------------------------ */
 
 double now_s(void);
 void die(const char *what, custos_err r);

@@ -44,7 +44,8 @@ typedef enum custos_connect_phase {
     CUSTOS_CONNECT_NONE = 0,  /**< no step completed (the step failed) */
     CUSTOS_CONNECT_SUBMITTED, /**< the server accepted the pending request */
     CUSTOS_CONNECT_WAITING,   /**< polled: the request waits for approval */
-    CUSTOS_CONNECT_INSTALLED, /**< the profile is installed; the receipt is stored, not yet sent */
+    CUSTOS_CONNECT_INSTALLED, /**< the profile is installed; the receipt is stored, not yet
+                                   sent, or sent and queued (202) but not confirmed */
     CUSTOS_CONNECT_PROVISIONED, /**< the server accepted the receipt: done */
 } custos_connect_phase;
 
@@ -71,8 +72,10 @@ typedef struct custos_connect_status {
 
 /**
  * Do the next exchange of connected provisioning:
- *   1. a stored receipt (`receipt.pending`): send it; on acceptance remove
- *      it: ::CUSTOS_CONNECT_PROVISIONED;
+ *   1. a stored receipt (`receipt.pending`): send it; on acceptance (`200`)
+ *      remove it: ::CUSTOS_CONNECT_PROVISIONED; when it is only queued
+ *      (`202`, a gateway that has not yet had it confirmed) keep it:
+ *      ::CUSTOS_CONNECT_INSTALLED with the answer's retry_after;
  *   2. a pending request not yet accepted by the server: submit it
  *      (`POST /device/v1/requests`, idempotent): ::CUSTOS_CONNECT_SUBMITTED;
  *   3. a submitted request: poll it; while it waits ::CUSTOS_CONNECT_WAITING;
@@ -81,7 +84,8 @@ typedef struct custos_connect_status {
  *      store it: ::CUSTOS_CONNECT_INSTALLED (retry_after 0);
  *   4. nothing pending but an installed profile: make a receipt for it and
  *      send it, so the server confirms (or records) that the device is
- *      provisioned: ::CUSTOS_CONNECT_PROVISIONED.
+ *      provisioned: ::CUSTOS_CONNECT_PROVISIONED (a `202` stores it as
+ *      `receipt.pending`, as in 1).
  * The server is trusted through the Root of Trust the device holds (from
  * its installed profile, else from the package its identity was made
  * with), passed to the transport as the only trust anchors.

@@ -177,7 +177,7 @@ out:
 
 custos_err custos_component_from_json(custos_component_def *out, const json_t *j, const char *field)
 {
-    static const char *const keys[] = {"name", "templates", NULL};
+    static const char *const keys[] = {"name", "templates", "gateway", NULL};
     custos_err ret = CUSTOS_ERR_INTERNAL;
     custos_component_def *c = out;
     const json_t *v, *arr;
@@ -195,6 +195,12 @@ custos_err custos_component_from_json(custos_component_def *out, const json_t *j
     CUSTOS_ENSURE(custos_name_valid(json_string_value(v), CUSTOS_MAX_NAME_LEN),
                   CUSTOS_ERR_MALFORMED, path, "%s must match [a-z0-9][a-z0-9_.-]*", path);
     memcpy(c->name, json_string_value(v), json_string_length(v) + 1);
+
+    v = json_object_get(j, "gateway");
+    path_of(path, sizeof(path), field, "gateway");
+    CUSTOS_ENSURE(v == NULL || json_is_boolean(v), CUSTOS_ERR_MALFORMED, path,
+                  "%s must be true or false", path);
+    c->gateway = v != NULL && json_is_true(v);
 
     arr = json_object_get(j, "templates");
     path_of(path, sizeof(path), field, "templates");
@@ -250,6 +256,10 @@ custos_err custos_component_to_json(json_t **out, const custos_component_def *c)
     }
     o = json_pack("{s:s, s:O}", "name", c->name, "templates", arr);
     CUSTOS_ENSURE(o != NULL, CUSTOS_ERR_NOMEM, NULL, "out of memory");
+    /* Written only when set, so a component without it encodes as before. */
+    if (c->gateway)
+        CUSTOS_ENSURE(json_object_set_new(o, "gateway", json_true()) == 0, CUSTOS_ERR_NOMEM, NULL,
+                      "out of memory");
     *out = o;
     o = NULL;
     ret = CUSTOS_OK;

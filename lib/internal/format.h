@@ -89,6 +89,7 @@ typedef struct custos_component_def {
     char name[CUSTOS_MAX_NAME_LEN + 1];
     custos_key_template templates[CUSTOS_MAX_TEMPLATES];
     size_t n_templates;
+    int gateway; /* "gateway": true: a hub that forwards for devices behind it */
 } custos_component_def;
 
 typedef struct custos_services {

@@ -127,15 +127,24 @@ const char *api_str(api_call *c, const json_t *o, const char *key, int required,
 json_t *api_summary_json(const custos_request_summary *s)
 {
     char created[21], updated[21], expires[21];
+    json_t *o;
     custos_time_format(created, s->created);
     custos_time_format(updated, s->updated);
     custos_time_format(expires, s->expires);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s}",
-                     "request_id", s->request_id, "device_id", s->device_id, "state",
-                     custos_state_name(s->state), "kind", s->kind, "system", s->system, "component",
-                     s->component, "serial", s->serial, "model", s->model, "firmware", s->firmware,
-                     "via", s->via, "duplicate_serial", s->duplicate_serial != 0, "created",
-                     created, "updated", updated, "expires", expires, "reason", s->reason);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s}",
+                  "request_id", s->request_id, "device_id", s->device_id, "state",
+                  custos_state_name(s->state), "kind", s->kind, "system", s->system, "component",
+                  s->component, "serial", s->serial, "model", s->model, "firmware", s->firmware,
+                  "via", s->via, "duplicate_serial", s->duplicate_serial != 0, "created", created,
+                  "updated", updated, "expires", expires, "reason", s->reason);
+    if (o != NULL && s->gateway_id[0] != '\0' &&
+        json_object_set_new(o, "gateway",
+                            json_pack("{s:s, s:s}", "device_id", s->gateway_id, "serial",
+                                      s->gateway_serial)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
 }
 
 /* ---- helpers the handlers share ------------------------------------------------------------ */
@@ -263,15 +272,17 @@ static int route_match(api_call *c, const char *pattern, const char *path)
 
 static const api_route *route_find(api_call *c, const char *path, int *path_known)
 {
-    const api_route *tables[2] = {custos_api_device_routes, custos_api_operator_routes};
-    const size_t counts[2] = {custos_api_device_route_count, custos_api_operator_route_count};
+    const api_route *tables[3] = {custos_api_device_routes, custos_api_operator_routes,
+                                  custos_api_gateway_routes};
+    const size_t counts[3] = {custos_api_device_route_count, custos_api_operator_route_count,
+                              custos_api_gateway_route_count};
     size_t t, i;
     const char *method = c->method;
 
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
     *path_known = 0;
-    for (t = 0; t < 2; t++)
+    for (t = 0; t < 3; t++)
         for (i = 0; i < counts[t]; i++) {
             const api_route *r = &tables[t][i];
             if (!route_match(c, r->pattern, path))
@@ -371,24 +382,13 @@ static int authorize(api_call *c, const api_route *r)
 
 /* ---- body checks -------------------------------------------------------------- */
 
-static int media_type_is(const char *header, const char *want)
-{
-    size_t n = strlen(want);
-    if (header == NULL || strncasecmp(header, want, n) != 0)
-        return 0;
-    header += n;
-    while (*header == ' ')
-        header++;
-    return *header == '\0' || *header == ';';
-}
-
 static int body_ok(api_call *c, const api_route *r)
 {
     char msg[200];
     if (r->ctype == NULL) {
         if (c->body_len > 0 && strcmp(c->method, "GET") != 0) {
             /* Action endpoints take no body, or an empty JSON object. */
-            if (!media_type_is(custos_http_header(c->x, "Content-Type"), "application/json") ||
+            if (!custos_http_content_type_is(c->x, "application/json") ||
                 c->body_len > API_MAX_JSON) {
                 api_error(c, 415, "unsupported_media_type", "this endpoint takes no body", "body");
                 return 0;
@@ -402,7 +402,7 @@ static int body_ok(api_call *c, const api_route *r)
         api_error(c, 413, "too_large", msg, "body");
         return 0;
     }
-    if (!media_type_is(custos_http_header(c->x, "Content-Type"), r->ctype)) {
+    if (!custos_http_content_type_is(c->x, r->ctype)) {
         snprintf(msg, sizeof(msg), "the body must be %s", r->ctype);
         api_error(c, 415, "unsupported_media_type", msg, "Content-Type");
         return 0;
@@ -456,6 +456,9 @@ void custos_api_handle(custos_http_exchange *x, void *wctx)
         }
     } else if (r->roles == API_PUBLIC) {
         snprintf(c.actor_who, sizeof(c.actor_who), "anonymous");
+    } else if (r->roles == API_GATEWAY) {
+        if (!api_gateway_authorize(&c))
+            return;
     } else if (!authorize(&c, r)) {
         return;
     }
@@ -580,6 +583,8 @@ custos_err custos_api_new(custos_api **out, const custos_api_config *cfg)
                                       cfg->device_burst / 4.0 + 4.0, 100000));
     CUSTOS_GUARD(custos_ratelimit_new(&api->login_addr, cfg->login_rate * 5.0, 10.0, 10000));
     CUSTOS_GUARD(custos_ratelimit_new(&api->login_user, cfg->login_rate, 5.0, 10000));
+    CUSTOS_GUARD(
+        custos_ratelimit_new(&api->gateway_rl, cfg->device_rate, cfg->device_burst, 10000));
     CUSTOS_GUARD(sweep_start(api));
     *out = api;
     api = NULL;
@@ -598,6 +603,7 @@ void custos_api_free(custos_api *api)
     custos_ratelimit_free(api->device_key);
     custos_ratelimit_free(api->login_addr);
     custos_ratelimit_free(api->login_user);
+    custos_ratelimit_free(api->gateway_rl);
     custos_engine_free(api->parent);
     free(api);
 }

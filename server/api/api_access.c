@@ -73,10 +73,17 @@ out:
 void api_session_show(api_call *c)
 {
     char expires[21];
+    json_t *j;
     custos_time_format(expires, c->who.expires);
-    api_json(c, 200,
-             json_pack("{s:s, s:s, s:s, s:s}", "username", c->who.username, "role",
-                       custos_role_name(c->who.role), "kind", c->who.kind, "expires", expires));
+    j = json_pack("{s:s, s:s, s:s, s:s}", "username", c->who.username, "role",
+                  custos_role_name(c->who.role), "kind", c->who.kind, "expires", expires);
+    /* A console tab that signed in elsewhere (another tab, a reload) reads the
+     * session's CSRF value here: only a caller holding the cookie gets it,
+     * and the same-origin policy keeps other sites from reading it. */
+    if (j != NULL && strcmp(c->who.kind, "session") == 0 &&
+        custos_http_header(c->x, "Authorization") == NULL && c->who.csrf[0] != '\0')
+        json_object_set_new(j, "csrf", json_string(c->who.csrf));
+    api_json(c, 200, j);
 }
 
 void api_session_delete(api_call *c)

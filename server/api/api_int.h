@@ -22,7 +22,8 @@
 #define API_TECHNICIAN API_ROLE(CUSTOS_ROLE_TECHNICIAN)
 #define API_AUDITOR API_ROLE(CUSTOS_ROLE_AUDITOR)
 #define API_ANY (API_ADMIN | API_APPROVER | API_TECHNICIAN | API_AUDITOR)
-#define API_PUBLIC 0x8000u /* no credential and no device rate limit (sign-in) */
+#define API_PUBLIC 0x8000u  /* no credential and no device rate limit (sign-in) */
+#define API_GATEWAY 0x4000u /* a gateway's client certificate (api_gateway.c) */
 
 /* Body limits (docs/api.md) */
 #define API_MAX_JSON (64u * 1024u)
@@ -39,6 +40,7 @@ struct custos_api {
     custos_ratelimit *device_key;
     custos_ratelimit *login_addr;
     custos_ratelimit *login_user;
+    custos_ratelimit *gateway_rl; /* per gateway device */
     /* Expiry sweep: marks pending/approved requests whose signer expired. */
     custos_engine *sweep_engine;
     pthread_t sweep_thread;
@@ -62,7 +64,8 @@ typedef struct api_call {
     char params[API_MAX_PARAMS][API_MAX_PARAM_LEN];
     const uint8_t *body;
     size_t body_len;
-    custos_principal who; /* operator routes */
+    custos_principal who;   /* operator routes */
+    custos_gateway_info gw; /* gateway routes: who is forwarding */
     char actor_who[128];
     char actor_from[64];
     custos_actor actor;
@@ -83,6 +86,12 @@ extern const api_route custos_api_device_routes[];
 extern const size_t custos_api_device_route_count;
 extern const api_route custos_api_operator_routes[];
 extern const size_t custos_api_operator_route_count;
+extern const api_route custos_api_gateway_routes[];
+extern const size_t custos_api_gateway_route_count;
+
+/* Authenticate a gateway route's caller by its client certificate (and rate
+ * limit it); answers and returns 0 when refused (api_gateway.c). */
+int api_gateway_authorize(api_call *c);
 
 double custos_api_now_s(void);
 

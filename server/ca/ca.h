@@ -66,6 +66,34 @@ CUSTOS_NODISCARD custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X50
                                             const char *component, const char *serial, X509 *ca,
                                             EVP_PKEY *ca_key, int64_t now, int mock);
 
+/* custos_ca_issue with @p san: the subjectAltName of a certificate whose
+ * template has tls-server usage (ignored for other templates; NULL or empty:
+ * none). Build it with custos_ca_gateway_names(). */
+CUSTOS_NODISCARD custos_err custos_ca_issue_ex(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
+                                               const custos_key_template *t, const char *system,
+                                               const char *component, const char *serial, X509 *ca,
+                                               EVP_PKEY *ca_key, int64_t now, int mock,
+                                               const GENERAL_NAMES *san);
+
+/* server/ca/san.c: whether @p s (@p n bytes) is a lowercase DNS host name:
+ * labels of [a-z0-9-] not starting or ending with '-', 1..63 bytes each, 253
+ * in all, not all digits (no wildcard: one host per name). */
+int custos_ca_dns_name_valid(const char *s, size_t n);
+
+/* The host of an http(s) URL of services.gateways, lowercased
+ * (an IPv6 literal without its brackets): *out_is_ip tells an IPv4/IPv6
+ * address from a DNS name. CUSTOS_ERR_MALFORMED naming @p field when the URL
+ * has no usable host (user info, a bad port, a name that is neither). */
+struct custos_services;
+CUSTOS_NODISCARD custos_err custos_ca_url_host(char *out, size_t cap, int *out_is_ip,
+                                               const char *url, const char *field);
+/* The subjectAltName of a tls-server device certificate: one dNSName or
+ * iPAddress per distinct host of @p services->gateways (CUSTOS_ERR_MALFORMED,
+ * field "services.gateways", when there is none). *out_has_dns (may be NULL):
+ * whether one of them is a DNS name. Caller frees with GENERAL_NAMES_free. */
+CUSTOS_NODISCARD custos_err custos_ca_gateway_names(GENERAL_NAMES **out, int *out_has_dns,
+                                                    const struct custos_services *services);
+
 /* RFC 5280 + Custos profile lint of a device certificate. CUSTOS_ERR_LINT
  * with field "lint:<rule>" and a message naming the rule. */
 CUSTOS_NODISCARD custos_err custos_lint_certificate(const X509 *cert, const X509 *issuer,

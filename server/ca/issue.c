@@ -80,6 +80,15 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
                            const custos_key_template *t, const char *system, const char *component,
                            const char *serial, X509 *ca, EVP_PKEY *ca_key, int64_t now, int mock)
 {
+    return custos_ca_issue_ex(out, pub, spki, t, system, component, serial, ca, ca_key, now, mock,
+                              NULL);
+}
+
+custos_err custos_ca_issue_ex(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
+                              const custos_key_template *t, const char *system,
+                              const char *component, const char *serial, X509 *ca, EVP_PKEY *ca_key,
+                              int64_t now, int mock, const GENERAL_NAMES *san)
+{
     custos_err ret = CUSTOS_ERR_INTERNAL;
     X509 *x = NULL;
     X509_NAME *name = NULL;
@@ -118,6 +127,10 @@ custos_err custos_ca_issue(X509 **out, EVP_PKEY *pub, const X509_PUBKEY *spki,
         CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_ext_key_usage, eku));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     CUSTOS_GUARD(custos_ca_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+    if ((t->usage & CUSTOS_USAGE_TLS_SERVER) && san != NULL && sk_GENERAL_NAME_num(san) > 0)
+        CUSTOS_ENSURE(
+            X509_add1_ext_i2d(x, NID_subject_alt_name, (void *)san, 0, X509V3_ADD_APPEND) == 1,
+            CUSTOS_ERR_INTERNAL, "certificate", "cannot add subjectAltName");
     CUSTOS_GUARD(
         add_policy(x, custos_oid_nid(mock ? CUSTOS_OID_POLICY_MOCK : CUSTOS_OID_POLICY_DEVICE)));
     CUSTOS_ENSURE(X509_sign(x, ca_key, custos_key_md(ca_key)) > 0, CUSTOS_ERR_INTERNAL,

@@ -231,6 +231,55 @@ out:
     return ret;
 }
 
+static int dns_chars_ok(const unsigned char *d, int n)
+{
+    int i;
+    if (n < 1 || n > 253)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((d[i] >= 'a' && d[i] <= 'z') || (d[i] >= '0' && d[i] <= '9') || d[i] == '-' ||
+              d[i] == '.'))
+            return 0;
+    return 1;
+}
+
+/* subjectAltName: only on a tls-server certificate, which must carry one
+ * (the hosts of services.gateways, server/ca/san.c), of DNS names and IP
+ * addresses only. Without a DNS name in it, clients that match host names
+ * fall back to the subject's CN, which may hold a device-chosen serial: such
+ * a certificate must then have no CN. */
+static custos_err check_san(const X509 *cert, const custos_key_template *t)
+{
+    custos_err ret = CUSTOS_ERR_INTERNAL;
+    GENERAL_NAMES *san = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int server = (t->usage & CUSTOS_USAGE_TLS_SERVER) != 0, dns = 0, i;
+
+    LINT(san == NULL || server, "san", "subjectAltName on a certificate without tls-server usage");
+    LINT(!server || (san != NULL && sk_GENERAL_NAME_num(san) > 0), "san",
+         "a tls-server certificate must name its hosts in subjectAltName");
+    for (i = 0; san != NULL && i < sk_GENERAL_NAME_num(san); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+        if (g->type == GEN_DNS) {
+            LINT(
+                dns_chars_ok(ASN1_STRING_get0_data(g->d.dNSName), ASN1_STRING_length(g->d.dNSName)),
+                "san", "subjectAltName entry %d is not a lowercase DNS name", i);
+            dns = 1;
+        } else {
+            LINT(g->type == GEN_IPADD && (ASN1_STRING_length(g->d.iPAddress) == 4 ||
+                                          ASN1_STRING_length(g->d.iPAddress) == 16),
+                 "san", "subjectAltName entry %d is neither a DNS name nor an IP address", i);
+        }
+    }
+    LINT(!server || dns ||
+             X509_NAME_get_index_by_NID(X509_get_subject_name(cert), NID_commonName, -1) < 0,
+         "server-cn",
+         "a tls-server certificate whose subjectAltName has no DNS name must have no CN");
+    ret = CUSTOS_OK;
+out:
+    GENERAL_NAMES_free(san);
+    return ret;
+}
+
 static custos_err check_critical(const X509 *cert)
 {
     static const int known[] = {NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
@@ -321,6 +370,7 @@ custos_err custos_lint_certificate_ex(const X509 *cert, const X509 *issuer,
     LINT(cert_key_alg(cert) == t->alg, "key-algorithm",
          "key algorithm is not %s as template %s requires", custos_alg_name(t->alg), t->name);
     CUSTOS_GUARD(check_policy(cert, mock));
+    CUSTOS_GUARD(check_san(cert, t));
     CUSTOS_GUARD(check_critical(cert));
     LINT(X509_verify((X509 *)cert, ikey) == 1, "signature",
          "signature does not verify with the issuer key");

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -264,6 +265,18 @@ const char *custos_http_header(const custos_http_exchange *x, const char *name)
     if (x == NULL || x->req == NULL || name == NULL)
         return NULL;
     return evhttp_find_header(evhttp_request_get_input_headers(x->req), name);
+}
+
+int custos_http_content_type_is(const custos_http_exchange *x, const char *want)
+{
+    const char *h = custos_http_header(x, "Content-Type");
+    size_t n = strlen(want);
+    if (h == NULL || strncasecmp(h, want, n) != 0)
+        return 0;
+    h += n;
+    while (*h == ' ')
+        h++;
+    return *h == '\0' || *h == ';';
 }
 
 const uint8_t *custos_http_body(const custos_http_exchange *x, size_t *len)

@@ -89,6 +89,9 @@ const char *custos_http_path(const custos_http_exchange *x);
 const char *custos_http_query(const custos_http_exchange *x, const char *name);
 /** Case-insensitive; NULL if absent. */
 const char *custos_http_header(const custos_http_exchange *x, const char *name);
+/** Whether the Content-Type is the media type @p want (any case; parameters
+ *  such as "; charset=utf-8" after it are allowed). */
+int custos_http_content_type_is(const custos_http_exchange *x, const char *want);
 /** Contiguous; never NULL (an empty body has *len 0). */
 const uint8_t *custos_http_body(const custos_http_exchange *x, size_t *len);
 /** "127.0.0.1" / "::1" (an IPv4-mapped IPv6 address is shown as IPv4). */

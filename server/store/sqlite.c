@@ -22,7 +22,9 @@ _Static_assert(CUSTOS_STATE_PROVISIONED == 4, "S_REQ_LATEST_PROVISIONED hard-cod
 #define REQ_COLS                                                                                   \
     "id, device_id, state, kind, via, system, component, serial, model, firmware,"                 \
     " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest,"     \
-    " hardware_id"
+    " hardware_id, gateway_id, gateway_serial"
+
+#define GW_COLS "device_id, system, serial, enabled, last_seen, forwarded, created, updated"
 
 const char *const custos_sq_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -45,7 +47,7 @@ const char *const custos_sq_sql[S_COUNT] = {
                   " WHERE id = ?1",
     [S_PKG_LIST] = "SELECT id, cert FROM packages WHERE system = ?1 ORDER BY created DESC, id",
     [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ", der) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-                     "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                     "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
     [S_REQ_GET] = "SELECT " REQ_COLS ", der FROM requests WHERE id = ?1",
     [S_REQ_DIGEST] = "SELECT " REQ_COLS ", der FROM requests WHERE digest = ?1",
     [S_REQ_STATE] = "UPDATE requests SET state = ?3, reason = ?4, updated = ?5"
@@ -115,12 +117,16 @@ const char *const custos_sq_sql[S_COUNT] = {
                         " GROUP BY state",
     [S_COUNTS_COMPONENT] = "SELECT state, sum(n) FROM request_counts WHERE system = ?1"
                            " AND component = ?2 GROUP BY state",
-    /* How many rows a search prefix matches, counted up to ?3 through the
-     * serial and hardware-id indexes. */
-    [S_REQ_PREFIX_PROBE] = "SELECT (SELECT count(*) FROM (SELECT 1 FROM requests"
-                           " WHERE serial >= ?1 AND serial < ?2 LIMIT ?3))"
-                           " + (SELECT count(*) FROM (SELECT 1 FROM requests"
-                           " WHERE hardware_id >= ?1 AND hardware_id < ?2 LIMIT ?3))",
+    /* schema 3: gateways */
+    [S_GW_GET] = "SELECT " GW_COLS " FROM gateways WHERE device_id = ?1",
+    [S_GW_PUT] = "INSERT INTO gateways(device_id, system, serial, enabled, last_seen, forwarded,"
+                 " created, updated) VALUES(?1, ?2, ?3, 1, 0, 0, ?4, ?4)"
+                 " ON CONFLICT(device_id) DO UPDATE SET system = excluded.system,"
+                 " serial = excluded.serial, updated = excluded.updated",
+    [S_GW_ENABLE] = "UPDATE gateways SET enabled = ?2, updated = ?3 WHERE device_id = ?1",
+    [S_GW_SEEN] = "UPDATE gateways SET last_seen = max(last_seen, ?2), forwarded = forwarded + ?3"
+                  " WHERE device_id = ?1",
+    [S_GW_LIST] = "SELECT " GW_COLS " FROM gateways ORDER BY system, serial, device_id",
 };
 
 custos_err custos_sq_error(const sq *s, custos_err code, const char *what)
@@ -511,6 +517,11 @@ static const custos_store_ops SQLITE_OPS = {
     .request_counts = custos_sq_request_counts,
     .receipt_put = custos_sq_receipt_put,
     .audit_query = custos_sq_audit_query,
+    .gateway_get = custos_sq_gateway_get,
+    .gateway_put = custos_sq_gateway_put,
+    .gateway_set_enabled = custos_sq_gateway_set_enabled,
+    .gateway_seen = custos_sq_gateway_seen,
+    .gateway_list = custos_sq_gateway_list,
 };
 
 custos_err custos_store_sqlite_open(custos_store **out, const char *path, int create)

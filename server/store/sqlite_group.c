@@ -222,6 +222,8 @@ void custos_sq_conn_close(sq_conn *c)
         sqlite3_finalize(c->pkg_query[i]);
     for (i = 0; i < SQ_AUDIT_SHAPES; i++)
         sqlite3_finalize(c->audit_query[i]);
+    for (i = 0; i < sizeof(c->search) / sizeof(c->search[0]); i++)
+        sqlite3_finalize(c->search[i]);
     sqlite3_close_v2(c->db);
     memset(c, 0, sizeof(*c));
 }

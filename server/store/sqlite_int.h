@@ -59,15 +59,19 @@ enum stmt_id {
     S_COUNTS,
     S_COUNTS_SYSTEM,
     S_COUNTS_COMPONENT,
-    S_REQ_PREFIX_PROBE,
     S_SAVEPOINT,
     S_RELEASE,
     S_ROLLBACK_TO,
     S_CRED_PURGE,
+    S_GW_GET, /* schema 3: gateways (sqlite_gateway.c) */
+    S_GW_PUT,
+    S_GW_ENABLE,
+    S_GW_SEEN,
+    S_GW_LIST,
     S_COUNT
 };
 
-#define CUSTOS_SQ_SCHEMA_VERSION 2
+#define CUSTOS_SQ_SCHEMA_VERSION 4
 
 /* Statements built from a filter's shape (which fields are set), prepared
  * once per shape and connection. */
@@ -82,6 +86,7 @@ typedef struct sq_conn {
     sqlite3_stmt *req_query[SQ_REQ_SHAPES];
     sqlite3_stmt *pkg_query[SQ_PKG_SHAPES];
     sqlite3_stmt *audit_query[SQ_AUDIT_SHAPES];
+    sqlite3_stmt *search[3]; /* sqlite_search.c */
 } sq_conn;
 
 typedef struct sq_group sq_group;
@@ -152,6 +157,17 @@ custos_err custos_sq_stmt_dyn(sqlite3_stmt **out, sq *s, sqlite3_stmt **slot, co
 /* Finish a row loop (server/store/sqlite_records.c). */
 custos_err custos_sq_rows_end(sq *s, sqlite3_stmt *st, int rc, int r2, const char *what);
 void custos_sq_read_request(custos_store_request *r, sqlite3_stmt *st);
+/* The columns custos_sq_read_request reads, in its order. */
+#define CUSTOS_SQ_REQ_LIST_COLS                                                                    \
+    "id, device_id, state, kind, via, system, component, serial, model, firmware,"                 \
+    " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest,"     \
+    " hardware_id, gateway_id, gateway_serial"
+/* A search by serial or hardware-id prefix (sqlite_search.c): the newest
+ * q->limit matches through the covering prefix indexes. *out_dense is set,
+ * and nothing reported, when the prefix matches too many rows for that; the
+ * caller then walks the rows by date instead. */
+custos_err custos_sq_request_search(sq *s, const custos_store_query *q, const char *end,
+                                    int *out_dense, custos_store_request_cb cb, void *cb_ctx);
 void custos_sq_read_audit(custos_store_audit *a, sqlite3_stmt *st);
 
 /* operators and policies (server/store/sqlite_auth.c) */
@@ -192,6 +208,14 @@ custos_err custos_sq_receipt_put(void *ctx, const char *request_id, const uint8_
                                  int64_t now);
 custos_err custos_sq_audit_query(void *ctx, const custos_store_audit_query *q,
                                  custos_store_audit_cb cb, void *cb_ctx);
+
+/* gateways (server/store/sqlite_gateway.c) */
+custos_err custos_sq_gateway_get(void *ctx, custos_store_gateway *out, const char *device_id);
+custos_err custos_sq_gateway_put(void *ctx, const custos_store_gateway *g);
+custos_err custos_sq_gateway_set_enabled(void *ctx, const char *device_id, int enabled,
+                                         int64_t now);
+custos_err custos_sq_gateway_seen(void *ctx, const char *device_id, int64_t now, int64_t n);
+custos_err custos_sq_gateway_list(void *ctx, custos_store_gateway_cb cb, void *cb_ctx);
 
 /* connections and group commit (server/store/sqlite_group.c) */
 custos_err custos_sq_exec_id(sq *s, enum stmt_id id, const char *what);

@@ -11,10 +11,7 @@
 #include "internal/util.h"
 #include "store/sqlite_int.h"
 
-#define REQ_LIST_COLS                                                                              \
-    "id, device_id, state, kind, via, system, component, serial, model, firmware,"                 \
-    " package_id, signer_serial, duplicate_serial, reason, expires, created, updated, digest,"     \
-    " hardware_id"
+#define REQ_LIST_COLS CUSTOS_SQ_REQ_LIST_COLS
 
 #define MAX_LIMIT 100000
 
@@ -83,15 +80,9 @@ enum {
     Q_STATE = 1,
     Q_SYSTEM = 2,
     Q_COMPONENT = 4,
-    Q_PREFIX = 8,       /* a prefix few rows match: collect them through its indexes */
-    Q_PREFIX_SCAN = 16, /* a prefix many rows match: test it along the date order */
-    Q_AFTER = 32,
+    Q_PREFIX_SCAN = 8, /* a prefix too many rows match for sqlite_search.c: test it by date */
+    Q_AFTER = 16,
 };
-
-/* Up to this many matches a prefix is searched through the serial and
- * hardware-id indexes (then sorted); beyond, the rows are walked newest
- * first and tested, which finds a page's rows long before the end. */
-#define PREFIX_SPARSE 10000
 
 static void request_sql(char *sql, size_t cap, unsigned shape)
 {
@@ -99,38 +90,15 @@ static void request_sql(char *sql, size_t cap, unsigned shape)
      * ?6/?7 cursor (created, id), ?8 limit. The unary + keeps the planner
      * from answering a dense prefix through its index. */
     snprintf(sql, cap,
-             "SELECT " REQ_LIST_COLS " FROM requests WHERE 1%s%s%s%s%s%s"
+             "SELECT " REQ_LIST_COLS " FROM requests WHERE 1%s%s%s%s%s"
              " ORDER BY created DESC, id DESC LIMIT ?8",
              (shape & Q_STATE) ? " AND state = ?1" : "",
              (shape & Q_SYSTEM) ? " AND system = ?2" : "",
              (shape & Q_COMPONENT) ? " AND component = ?3" : "",
-             (shape & Q_PREFIX) ? " AND rowid IN (SELECT rowid FROM requests WHERE serial >= ?4"
-                                  " AND serial < ?5 UNION SELECT rowid FROM requests"
-                                  " WHERE hardware_id >= ?4 AND hardware_id < ?5)"
-                                : "",
              (shape & Q_PREFIX_SCAN) ? " AND ((+serial >= ?4 AND +serial < ?5)"
                                        " OR (+hardware_id >= ?4 AND +hardware_id < ?5))"
                                      : "",
              (shape & Q_AFTER) ? " AND (created < ?6 OR (created = ?6 AND id < ?7))" : "");
-}
-
-/* Whether @p prefix .. @p end matches few rows (up to PREFIX_SPARSE). */
-static custos_err prefix_sparse(int *out, sq *s, const char *prefix, const char *end)
-{
-    sqlite3_stmt *st = NULL;
-    custos_err ret = CUSTOS_ERR_INTERNAL;
-    *out = 1;
-    CUSTOS_GUARD(custos_sq_stmt(&st, s, S_REQ_PREFIX_PROBE));
-    CUSTOS_ENSURE((custos_sq_bind_text(st, 1, prefix) | custos_sq_bind_text(st, 2, end) |
-                   sqlite3_bind_int(st, 3, PREFIX_SPARSE + 1)) == SQLITE_OK,
-                  CUSTOS_ERR_INTERNAL, "store", "bind");
-    CUSTOS_ENSURE(sqlite3_step(st) == SQLITE_ROW, CUSTOS_ERR_IO, "store", "store: search: %s",
-                  sqlite3_errmsg(s->c.db));
-    *out = sqlite3_column_int64(st, 0) <= PREFIX_SPARSE;
-    ret = CUSTOS_OK;
-out:
-    custos_sq_done(st);
-    return ret;
 }
 
 custos_err custos_sq_request_query(void *ctx, const custos_store_query *q,
@@ -149,11 +117,13 @@ custos_err custos_sq_request_query(void *ctx, const custos_store_query *q,
     shape |= q->component != NULL ? Q_COMPONENT : 0u;
     shape |= q->after != NULL ? Q_AFTER : 0u;
     if (q->prefix != NULL) {
-        int sparse = 1;
+        int dense = 0;
         CUSTOS_ENSURE(prefix_end(end, sizeof(end), q->prefix) == 0, CUSTOS_ERR_ARG, "q",
                       "the search text must be 1..%d bytes", CUSTOS_MAX_HARDWARE_ID_LEN);
-        CUSTOS_GUARD(prefix_sparse(&sparse, s, q->prefix, end));
-        shape |= sparse ? Q_PREFIX : Q_PREFIX_SCAN;
+        CUSTOS_GUARD(custos_sq_request_search(s, q, end, &dense, cb, cb_ctx));
+        if (!dense)
+            return CUSTOS_OK;
+        shape |= Q_PREFIX_SCAN;
     }
     request_sql(sql, sizeof(sql), shape);
     CUSTOS_GUARD(custos_sq_stmt_dyn(&st, s, &s->c.req_query[shape], sql));
@@ -163,7 +133,7 @@ custos_err custos_sq_request_query(void *ctx, const custos_store_query *q,
         rc |= custos_sq_bind_text(st, 2, q->system);
     if (shape & Q_COMPONENT)
         rc |= custos_sq_bind_text(st, 3, q->component);
-    if (shape & (Q_PREFIX | Q_PREFIX_SCAN))
+    if (shape & Q_PREFIX_SCAN)
         rc |= custos_sq_bind_text(st, 4, q->prefix) | custos_sq_bind_text(st, 5, end);
     if (shape & Q_AFTER)
         rc |=

@@ -42,7 +42,9 @@ custos_err custos_sq_request_insert(void *ctx, const custos_store_request *r)
             sqlite3_bind_int64(st, 16, m->created) || sqlite3_bind_int64(st, 17, m->updated) ||
             custos_sq_bind_blob(st, 18, r->digest, 32) ||
             custos_sq_bind_text(st, 19, r->hardware_id) ||
-            custos_sq_bind_blob(st, 20, r->der, r->der_len),
+            custos_sq_bind_text(st, 20, m->gateway_id) ||
+            custos_sq_bind_text(st, 21, m->gateway_serial) ||
+            custos_sq_bind_blob(st, 22, r->der, r->der_len),
         CUSTOS_ERR_EXISTS, "request");
 }
 
@@ -71,6 +73,8 @@ void custos_sq_read_request(custos_store_request *r, sqlite3_stmt *st)
     if (d != NULL && sqlite3_column_bytes(st, 17) == 32)
         memcpy(r->digest, d, 32);
     custos_sq_col_text(r->hardware_id, sizeof(r->hardware_id), st, 18);
+    custos_sq_col_text(m->gateway_id, sizeof(m->gateway_id), st, 19);
+    custos_sq_col_text(m->gateway_serial, sizeof(m->gateway_serial), st, 20);
 }
 
 static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out, const void *key,
@@ -97,7 +101,7 @@ static custos_err get_request(sq *s, enum stmt_id id, custos_store_request *out,
         goto out;
     }
     custos_sq_read_request(out, st);
-    CUSTOS_GUARD(custos_sq_col_blob(&out->der, &out->der_len, st, 19));
+    CUSTOS_GUARD(custos_sq_col_blob(&out->der, &out->der_len, st, 21));
     ret = CUSTOS_OK;
 out:
     custos_sq_done(st);

@@ -7,7 +7,8 @@
  * credentials), auto-approval policies, stored package files, install
  * receipts, the requests' hardware id, per-state counters kept by triggers,
  * and the indexes the operator API's filtered, paged lists need at a
- * million rows. */
+ * million rows. Version 3: gateways (proxy provisioning). Version 4: prefix
+ * indexes that cover a search (sqlite_search.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,38 @@ static const char MIGRATE_V2[] =
     " UPDATE request_counts SET n = n - 1"
     " WHERE system = OLD.system AND component = OLD.component AND state = OLD.state; END;";
 
+/* ---- version 3: proxy provisioning (gateways) --------------------------- *
+ * Each request records the gateway (device id, and its serial then) it came
+ * through, empty for every other channel; a gateway is a provisioned device
+ * of a "gateway": true component, with the admin's on/off switch, the time of
+ * its last authorized call and how many items it forwarded. */
+static const char MIGRATE_V3_GATEWAYS[] =
+    "ALTER TABLE requests ADD COLUMN gateway_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE requests ADD COLUMN gateway_serial TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE gateways(device_id TEXT PRIMARY KEY,"
+    " system TEXT NOT NULL REFERENCES systems(name), serial TEXT NOT NULL,"
+    " enabled INTEGER NOT NULL DEFAULT 1, last_seen INTEGER NOT NULL DEFAULT 0,"
+    " forwarded INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL);"
+    "CREATE INDEX gateways_system ON gateways(system, serial);";
+
+static custos_err migrate_v3_gateways(sq *s)
+{
+    return custos_sq_exec_sql(s, MIGRATE_V3_GATEWAYS, "migration to v3 (gateways)");
+}
+
+/* ---- version 4: searching a million requests ---------------------------- *
+ * The serial and hardware-id indexes cover what a search needs to choose a
+ * page's rows (sqlite_search.c): created and id (the list order), state,
+ * system and component (the filters), and in the hardware-id index the
+ * serial (to skip rows the serial range also holds). */
+static const char MIGRATE_V4_SEARCH[] =
+    "DROP INDEX requests_serial;"
+    "CREATE INDEX requests_serial ON requests(serial, created, id, state, system, component);"
+    "DROP INDEX requests_hardware;"
+    "CREATE INDEX requests_hardware ON requests(hardware_id, created, id, state, system,"
+    " component, serial);";
+
 static custos_err user_version(int *out, sq *s)
 {
     sqlite3_stmt *st = NULL;
@@ -170,6 +203,12 @@ static custos_err migrate_step(sq *s, int from)
     case 1:
         CUSTOS_GUARD(custos_sq_exec_sql(s, MIGRATE_V2, "migration to v2"));
         CUSTOS_GUARD(backfill_hardware_ids(s));
+        break;
+    case 2:
+        CUSTOS_GUARD(migrate_v3_gateways(s));
+        break;
+    case 3:
+        CUSTOS_GUARD(custos_sq_exec_sql(s, MIGRATE_V4_SEARCH, "migration to v4 (search)"));
         break;
     default:
         CUSTOS_ENSURE(0, CUSTOS_ERR_INTERNAL, "store", "no migration from version %d", from);

@@ -133,6 +133,20 @@ typedef struct custos_store_audit {
     uint8_t hash[32];
 } custos_store_audit;
 
+/* A gateway (proxy provisioning, schema 3): a provisioned device of a
+ * "gateway": true component, keyed by its device id. */
+typedef struct custos_store_gateway {
+    char device_id[CUSTOS_ID_LEN + 1];
+    char system[CUSTOS_MAX_NAME_LEN + 1];
+    char serial[CUSTOS_MAX_SERIAL_LEN + 1];
+    int enabled;
+    int64_t last_seen; /* 0: never called */
+    int64_t forwarded;
+    int64_t created;
+    int64_t updated;
+} custos_store_gateway;
+
+typedef int (*custos_store_gateway_cb)(const custos_store_gateway *g, void *ctx);
 typedef int (*custos_store_request_cb)(const custos_store_request *r, void *ctx);
 typedef int (*custos_store_cert_cb)(const custos_store_cert *c, void *ctx);
 typedef int (*custos_store_audit_cb)(const custos_store_audit *a, void *ctx);
@@ -261,6 +275,18 @@ typedef struct custos_store_ops {
     /* Audit entries by filter, newest first unless q->oldest_first. */
     custos_err (*audit_query)(void *ctx, const custos_store_audit_query *q,
                               custos_store_audit_cb cb, void *cb_ctx);
+
+    /* ---- schema 3: gateways ---- */
+
+    /* gateway_put: insert (enabled, never seen) or, for a known device id,
+     * update system and serial only. gateway_set_enabled and gateway_seen
+     * (last_seen = @p now, forwarded += @p n): CUSTOS_ERR_NOT_FOUND for an
+     * unknown device id. gateway_list: by system, serial, device id. */
+    custos_err (*gateway_get)(void *ctx, custos_store_gateway *out, const char *device_id);
+    custos_err (*gateway_put)(void *ctx, const custos_store_gateway *g);
+    custos_err (*gateway_set_enabled)(void *ctx, const char *device_id, int enabled, int64_t now);
+    custos_err (*gateway_seen)(void *ctx, const char *device_id, int64_t now, int64_t n);
+    custos_err (*gateway_list)(void *ctx, custos_store_gateway_cb cb, void *cb_ctx);
 } custos_store_ops;
 
 typedef struct custos_store {

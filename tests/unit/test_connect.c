@@ -27,6 +27,7 @@ typedef struct fake {
     int approve_after;   /* approve when polled this many times (-1: never) */
     long retry_after;    /* what 202 answers carry */
     int refuse_receipts; /* answer receipts with a network error */
+    int queue_receipts;  /* answer this many receipts 202 (a gateway's "queued") */
     const char *expect_base;
     int submits, polls, receipts, exchanges;
     uint8_t *last_receipt; /* copy of the last receipt posted */
@@ -154,12 +155,8 @@ static void serve_poll(custos_http_response *out, fake *s, const char *id)
     }
 }
 
-static void serve_receipt(custos_http_response *out, fake *s, const char *id,
-                          const custos_http_request *req)
+static void keep_receipt(fake *s, const custos_http_request *req)
 {
-    custos_request_summary sum;
-    custos_err r;
-
     s->receipts++;
     assert_string_equal(req->content_type, CUSTOS_CT_RECEIPT);
     free(s->last_receipt);
@@ -167,6 +164,15 @@ static void serve_receipt(custos_http_response *out, fake *s, const char *id,
     assert_non_null(s->last_receipt);
     memcpy(s->last_receipt, req->body, req->body_len);
     s->last_receipt_len = req->body_len;
+}
+
+static void serve_receipt(custos_http_response *out, fake *s, const char *id,
+                          const custos_http_request *req)
+{
+    custos_request_summary sum;
+    custos_err r;
+
+    keep_receipt(s, req);
     r = custos_engine_receipt_accept(&sum, s->f->e, id, req->body, req->body_len, &EF_ACTOR);
     if (r < 0) {
         set_engine_error(out, r);
@@ -214,6 +220,14 @@ static custos_err fake_transport(custos_http_response *out, const custos_http_re
         if (s->refuse_receipts) {
             snprintf(out->error, sizeof(out->error), "connection reset (scripted)");
             return CUSTOS_ERR_IO;
+        }
+        if (s->queue_receipts > 0) {
+            s->queue_receipts--;
+            keep_receipt(s, req);
+            set_json(out, 202,
+                     json_pack("{s:s, s:s, s:I}", "request_id", id, "state", "certified",
+                               "retry_after", (json_int_t)2));
+            return 0;
         }
         serve_receipt(out, s, id, req);
         return 0;
@@ -565,6 +579,48 @@ static void test_kill_after_install(void **state)
     free(stored);
 }
 
+/* A gateway answers a receipt 202 until the cloud has confirmed it: the
+ * device keeps receipt.pending, waits as asked, and sends the same bytes
+ * again until a 200; also for a receipt made fresh for an installed profile. */
+static void test_receipt_queued(void **state)
+{
+    st *s = *state;
+    custos_connect_status cs;
+    uint8_t *stored = NULL;
+    size_t stored_len = 0;
+    char path[512];
+
+    make_request(s);
+    step_ok(s, &cs, CUSTOS_CONNECT_SUBMITTED);
+    step_ok(s, &cs, CUSTOS_CONNECT_INSTALLED);
+    snprintf(path, sizeof(path), "%s/%s", s->device_dir, CUSTOS_OBJ_RECEIPT_PENDING);
+    OK(custos_file_read(&stored, &stored_len, path, CUSTOS_MAX_RECEIPT_SIZE));
+    s->srv.queue_receipts = 2;
+    for (int i = 0; i < 2; i++) {
+        step_ok(s, &cs, CUSTOS_CONNECT_INSTALLED);
+        assert_int_equal(cs.http_status, 202);
+        assert_int_equal(cs.retry_after, 2);
+        assert_string_equal(cs.state, "certified");
+        assert_true(exists(s, CUSTOS_OBJ_RECEIPT_PENDING));
+        assert_int_equal(s->srv.last_receipt_len, stored_len);
+        assert_memory_equal(s->srv.last_receipt, stored, stored_len);
+    }
+    assert_engine_state(s, cs.request_id, CUSTOS_STATE_CERTIFIED);
+    step_ok(s, &cs, CUSTOS_CONNECT_PROVISIONED);
+    assert_int_equal(s->srv.last_receipt_len, stored_len);
+    assert_memory_equal(s->srv.last_receipt, stored, stored_len);
+    assert_false(exists(s, CUSTOS_OBJ_RECEIPT_PENDING));
+    assert_int_equal(s->srv.receipts, 3);
+    free(stored);
+
+    /* Confirming an installed profile: a queued fresh receipt is kept too. */
+    s->srv.queue_receipts = 1;
+    step_ok(s, &cs, CUSTOS_CONNECT_INSTALLED);
+    assert_true(exists(s, CUSTOS_OBJ_RECEIPT_PENDING));
+    step_ok(s, &cs, CUSTOS_CONNECT_PROVISIONED);
+    assert_false(exists(s, CUSTOS_OBJ_RECEIPT_PENDING));
+}
+
 /* Killed between the install's commit and storing the receipt: the next
  * run makes the receipt from the installed profile. */
 static void test_kill_before_receipt_stored(void **state)
@@ -727,6 +783,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_network_error_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_after_install, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_before_receipt_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_inside_install, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_pending_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reprovision, setup, teardown),

@@ -518,6 +518,8 @@ static void downgrade_to_v1(ef_fx *f)
     snprintf(path, sizeof(path), "%s/custos.db", f->dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     exec(db, "BEGIN;"
+             "DROP TABLE gateways; ALTER TABLE requests DROP COLUMN gateway_id;" /* schema 3 */
+             "ALTER TABLE requests DROP COLUMN gateway_serial;"
              "DROP TRIGGER requests_count_insert; DROP TRIGGER requests_count_state;"
              "DROP TRIGGER requests_count_delete;"
              "DROP TABLE request_counts; DROP TABLE receipts; DROP TABLE policy_serials;"

@@ -109,6 +109,12 @@ static void test_breaking_edits_refused(void **state)
             "{\"name\":\"longlived\",\"templates\":[{\"name\":\"tls\",\"usage\":[\"tls-client\"],"
             "\"valid_days\":36500,\"subject\":\"CN={serial}\"}]}]}",
             "pump", CUSTOS_ERR_STATE, "templates");
+    /* a new component with a TLS server key but no services.gateways to name it */
+    snprintf(buf, sizeof(buf), "%s", EDITED);
+    memcpy(strstr(buf, "\"hub\",\"templates\":[{\"name\":\"tls\",\"usage\":[\"tls-client\"]") +
+               strlen("\"hub\",\"templates\":[{\"name\":\"tls\",\"usage\":[\"tls-"),
+           "server", 6);
+    refused(f, buf, "pump", CUSTOS_ERR_MALFORMED, "services.gateways");
     /* a rename, an unknown system, and a malformed body */
     refused(f, EDITED, "pump2", CUSTOS_ERR_ARG, "name");
     snprintf(buf, sizeof(buf), "%s", EDITED);

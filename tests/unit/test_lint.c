@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
+#include "internal/format.h"
 #include "internal/util.h"
 
 /* assert success, printing the error detail when it fails */
@@ -143,9 +144,19 @@ static void test_other_usages_pass(void **state)
     assert_string_equal(custos_error_last()->field, "lint:key-usage");
     X509_free(x);
     x = NULL;
-    /* mock certificate: OU=mock and the mock policy */
+    /* mock certificate: OU=mock and the mock policy (a tls-server one names its hosts) */
     t.usage = CUSTOS_USAGE_TLS_CLIENT | CUSTOS_USAGE_TLS_SERVER;
-    OK(custos_ca_issue(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key, f->now, 1));
+    {
+        custos_services sv;
+        GENERAL_NAMES *san = NULL;
+        memset(&sv, 0, sizeof(sv));
+        snprintf(sv.gateways[0], sizeof(sv.gateways[0]), "https://gw.example:9443");
+        sv.n_gateways = 1;
+        OK(custos_ca_gateway_names(&san, NULL, &sv));
+        OK(custos_ca_issue_ex(&x, k, NULL, &t, "pump", "ctl", "SN-0001", f->ca, f->ca_key, f->now,
+                              1, san));
+        GENERAL_NAMES_free(san);
+    }
     OK(custos_lint_certificate(x, f->ca, &t, 1));
     assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
     assert_string_equal(custos_error_last()->field, "lint:mock-marker");
@@ -360,6 +371,142 @@ static void test_signature(void **state)
     expect_rule(f, "signature");
 }
 
+/* A tls-server certificate names the hosts of services.gateways, and only
+ * those: DNS names lowercased, IP literals (IPv6 without brackets) as
+ * iPAddress, one entry per host. */
+static GENERAL_NAMES *gateway_names(const char *const *urls, size_t n, int *has_dns)
+{
+    custos_services sv;
+    GENERAL_NAMES *san = NULL;
+    size_t i;
+    memset(&sv, 0, sizeof(sv));
+    for (i = 0; i < n; i++)
+        snprintf(sv.gateways[i], sizeof(sv.gateways[i]), "%s", urls[i]);
+    sv.n_gateways = n;
+    OK(custos_ca_gateway_names(&san, has_dns, &sv));
+    return san;
+}
+
+static void test_san_server(void **state)
+{
+    static const char *const urls[] = {"https://GW1.Example.org:9443/custos", "http://10.1.2.3",
+                                       "https://[::1]:8443", "https://gw1.example.org/other"};
+    fx *f = *state;
+    GENERAL_NAMES *san = gateway_names(urls, 4, NULL), *got;
+    custos_key_template t = f->t;
+    X509 *x = NULL;
+    char *text;
+
+    assert_int_equal(sk_GENERAL_NAME_num(san), 3);
+    t.usage = CUSTOS_USAGE_TLS_SERVER;
+    OK(custos_ca_issue_ex(&x, f->dev_key, NULL, &t, "pump", "hub", "SN-0001", f->ca, f->ca_key,
+                          f->now, 0, san));
+    OK(custos_lint_certificate_ex(x, f->ca, &t, 0, "SN-0001"));
+    got = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    assert_non_null(got);
+    assert_int_equal(sk_GENERAL_NAME_num(got), 3);
+    text = (char *)ASN1_STRING_get0_data(sk_GENERAL_NAME_value(got, 0)->d.dNSName);
+    assert_string_equal(text, "gw1.example.org");
+    assert_int_equal(sk_GENERAL_NAME_value(got, 1)->type, GEN_IPADD);
+    assert_int_equal(ASN1_STRING_length(sk_GENERAL_NAME_value(got, 1)->d.iPAddress), 4);
+    assert_int_equal(ASN1_STRING_length(sk_GENERAL_NAME_value(got, 2)->d.iPAddress), 16);
+    assert_int_equal(X509_check_host(x, "gw1.example.org", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_ip_asc(x, "::1", 0), 1);
+    assert_int_equal(X509_check_host(x, "custos.example.org", 0, 0, NULL), 0);
+    GENERAL_NAMES_free(got);
+    X509_free(x);
+    x = NULL;
+    /* the same names on a tls-client template: none */
+    OK(custos_ca_issue_ex(&x, f->dev_key, NULL, &f->t, "pump", "hub", "SN-0001", f->ca, f->ca_key,
+                          f->now, 0, san));
+    assert_int_equal(X509_get_ext_by_NID(x, NID_subject_alt_name, -1), -1);
+    X509_free(x);
+    GENERAL_NAMES_free(san);
+}
+
+static void test_san_rules(void **state)
+{
+    static const char *const ip_only[] = {"https://10.1.2.3:9443"};
+    fx *f = *state;
+    GENERAL_NAMES *san = gateway_names(ip_only, 1, NULL);
+    custos_key_template t = f->t;
+    X509 *x = NULL;
+
+    /* a subjectAltName on a certificate without tls-server usage */
+    add_ext(f->cert, f->ca, NID_subject_alt_name, "DNS:gw.example.org");
+    resign(f, NULL, NULL);
+    expect_rule(f, "san");
+    /* a tls-server certificate without one */
+    t.usage = CUSTOS_USAGE_TLS_SERVER;
+    OK(custos_ca_issue(&x, f->dev_key, NULL, &t, "pump", "hub", "SN-0001", f->ca, f->ca_key, f->now,
+                       0));
+    assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
+    assert_string_equal(custos_error_last()->field, "lint:san");
+    X509_free(x);
+    x = NULL;
+    /* IP addresses only: a CN would be read as a host name */
+    OK(custos_ca_issue_ex(&x, f->dev_key, NULL, &t, "pump", "hub", "SN-0001", f->ca, f->ca_key,
+                          f->now, 0, san));
+    assert_int_equal(custos_lint_certificate(x, f->ca, &t, 0), CUSTOS_ERR_LINT);
+    assert_string_equal(custos_error_last()->field, "lint:server-cn");
+    X509_free(x);
+    x = NULL;
+    snprintf(t.subject, sizeof(t.subject), "serialNumber={serial},OU={component}");
+    OK(custos_ca_issue_ex(&x, f->dev_key, NULL, &t, "pump", "hub", "SN-0001", f->ca, f->ca_key,
+                          f->now, 0, san));
+    OK(custos_lint_certificate_ex(x, f->ca, &t, 0, "SN-0001"));
+    assert_int_equal(X509_check_ip_asc(x, "10.1.2.3", 0), 1);
+    X509_free(x);
+    GENERAL_NAMES_free(san);
+}
+
+static void test_url_hosts(void **state)
+{
+    static const struct {
+        const char *url, *host;
+        int ip;
+    } ok[] = {
+        {"https://gw.example.org", "gw.example.org", 0},
+        {"https://GW-2.Example.org:1/x?y#z", "gw-2.example.org", 0},
+        {"http://hub", "hub", 0},
+        {"https://192.168.0.1:65535", "192.168.0.1", 1},
+        {"https://[FD00::7]/p", "fd00::7", 1},
+    };
+    static const char *const bad[] = {
+        "https://",
+        "https://:443",
+        "https://user@gw.example.org",
+        "https://gw.example.org:0",
+        "https://gw.example.org:65536",
+        "https://gw.example.org:x",
+        "https://[::1",
+        "https://[gw]",
+        "https://gw_1.example.org",
+        "https://-gw.example.org",
+        "https://gw-.example.org",
+        "https://gw..example.org",
+        "https://*.example.org",
+        "https://10.0.0.300",
+        "ftp://gw.example.org",
+        "https://gw.example.org.",
+    };
+    char host[300];
+    size_t i;
+    int ip = 0;
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        OK(custos_ca_url_host(host, sizeof(host), &ip, ok[i].url, "services.gateways[0]"));
+        assert_string_equal(host, ok[i].host);
+        assert_int_equal(ip, ok[i].ip);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (custos_ca_url_host(host, sizeof(host), &ip, bad[i], "services.gateways[0]") !=
+            CUSTOS_ERR_MALFORMED)
+            fail_msg("%s was accepted as a gateway URL", bad[i]);
+        assert_string_equal(custos_error_last()->field, "services.gateways[0]");
+    }
+}
+
 /* Every serial the CA makes is positive and 17 octets long, whatever its
  * random bytes (a leading zero octet would otherwise be dropped by DER and,
  * once in 32,768 certificates, fail the lint's length rule), and distinct. */
@@ -409,6 +556,9 @@ int main(void)
         T(test_policy),
         T(test_unknown_critical_extension),
         T(test_signature),
+        T(test_san_server),
+        T(test_san_rules),
+        cmocka_unit_test(test_url_hosts),
         cmocka_unit_test(test_serial_generator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

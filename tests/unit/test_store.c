@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "internal/util.h"
+#include "store/sqlite_int.h"
 #include "store/store.h"
 #include "support/testca.h"
 
@@ -283,7 +284,7 @@ static void test_schema2(void **state)
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), CUSTOS_SQ_SCHEMA_VERSION);
     sqlite3_finalize(st);
     sqlite3_close(db);
 

@@ -213,12 +213,48 @@ static void test_template_to_json(void **state)
     assert_null(j);
 }
 
+/* "gateway": an optional boolean of a component, written only when true,
+ * so that every other component (and every package) encodes as before. */
+static void test_gateway_flag(void **state)
+{
+    static const char with[] =
+        "{\"name\":\"s\",\"components\":[{\"name\":\"hub\",\"gateway\":true,\"templates\":["
+        "{\"name\":\"tls\",\"usage\":[\"tls-client\"]}]},{\"name\":\"dev\",\"gateway\":false,"
+        "\"templates\":[{\"name\":\"tls\",\"usage\":[\"tls-client\"]}]}]}";
+    custos_system_def *s = NULL, *s2 = NULL;
+    json_t *j = NULL;
+    char *text;
+
+    (void)state;
+    assert_int_equal(parse(&s, with), 0);
+    assert_int_equal(custos_system_component(s, "hub")->gateway, 1);
+    assert_int_equal(custos_system_component(s, "dev")->gateway, 0);
+    assert_int_equal(custos_system_to_json(&j, s), 0);
+    text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"gateway\":true"));
+    assert_null(strstr(text, "\"gateway\":false"));
+    assert_int_equal(parse(&s2, text), 0);
+    assert_int_equal(custos_system_component(s2, "hub")->gateway, 1);
+    assert_int_equal(custos_system_component(s2, "dev")->gateway, 0);
+    free(text);
+    json_decref(j);
+    custos_system_free(s);
+    custos_system_free(s2);
+    s = NULL;
+    assert_int_equal(parse(&s, "{\"name\":\"s\",\"components\":[{\"name\":\"hub\",\"gateway\":1,"
+                               "\"templates\":[{\"name\":\"tls\",\"usage\":[\"tls-client\"]}]}]}"),
+                     CUSTOS_ERR_MALFORMED);
+    assert_null(s);
+    assert_string_equal(custos_error_last()->field, "components[0].gateway");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_full),       cmocka_unit_test(test_defaults_and_roundtrip),
         cmocka_unit_test(test_negative),         cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_template_to_json),
+        cmocka_unit_test(test_template_to_json), cmocka_unit_test(test_gateway_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,3 +104,44 @@ const char *tool_opt_missing(const tool_opt *opts, size_t n_opts, const char *re
     }
     return NULL;
 }
+
+int tool_args_parse(tool_opt *opts, size_t *n_opts, size_t cap, int *help, const char *options,
+                    const char *required, int argc, char **argv, char why[TOOL_WHY_MAX])
+{
+    *n_opts = 0;
+    *help = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            snprintf(why, TOOL_WHY_MAX, "unexpected argument '%.80s'", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        int kind = tool_option_kind(options, name, len);
+        if (kind < 0 || len >= TOOL_OPT_NAME_MAX) {
+            snprintf(why, TOOL_WHY_MAX, "unknown option '--%.*s'", (int)(len > 80 ? 80 : len),
+                     name);
+            return -1;
+        }
+        int took = tool_opt_add(opts, n_opts, cap, name, len, kind, eq,
+                                i + 1 < argc ? argv[i + 1] : NULL, why);
+        if (took < 0)
+            return -1;
+        i += took;
+    }
+    if (*help)
+        return 0;
+    size_t len;
+    const char *missing = tool_opt_missing(opts, *n_opts, required, &len);
+    if (missing != NULL) {
+        snprintf(why, TOOL_WHY_MAX, "option '--%.*s' is required", (int)len, missing);
+        return -1;
+    }
+    return 0;
+}

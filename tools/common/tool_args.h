@@ -37,4 +37,11 @@ const char *tool_opt_get(const tool_opt *opts, size_t n_opts, const char *name);
 const char *tool_opt_missing(const tool_opt *opts, size_t n_opts, const char *required,
                              size_t *out_len);
 
+/* Parse a command line of options only ("--name", "--name=VALUE",
+ * "--name VALUE"; --help or -h sets *@p help and skips the check of
+ * @p required) against @p options into @p opts (*@p n_opts of @p cap used).
+ * Returns 0, or -1 with the usage error in @p why. */
+int tool_args_parse(tool_opt *opts, size_t *n_opts, size_t cap, int *help, const char *options,
+                    const char *required, int argc, char **argv, char why[TOOL_WHY_MAX]);
+
 #endif

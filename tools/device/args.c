@@ -23,34 +23,11 @@ int cli_usage_error(const cli_command *c, const char *fmt, ...)
 
 int cli_parse(cli_args *out, const cli_command *c, int argc, char **argv)
 {
+    char why[TOOL_WHY_MAX];
     memset(out, 0, sizeof(*out));
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            out->help = 1;
-            continue;
-        }
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
-            return cli_usage_error(c, "unexpected argument '%s'", arg);
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        int kind = tool_option_kind(c->options, name, len);
-        char why[TOOL_WHY_MAX];
-        if (kind < 0 || len >= TOOL_OPT_NAME_MAX)
-            return cli_usage_error(c, "unknown option '--%.*s'", (int)len, name);
-        int took = tool_opt_add(out->opts, &out->n_opts, CLI_MAX_OPTS, name, len, kind, eq,
-                                i + 1 < argc ? argv[i + 1] : NULL, why);
-        if (took < 0)
-            return cli_usage_error(c, "%s", why);
-        i += took;
-    }
-    if (out->help)
-        return 0;
-    size_t len;
-    const char *missing = tool_opt_missing(out->opts, out->n_opts, c->required, &len);
-    if (missing != NULL)
-        return cli_usage_error(c, "option '--%.*s' is required", (int)len, missing);
+    if (tool_args_parse(out->opts, &out->n_opts, CLI_MAX_OPTS, &out->help, c->options, c->required,
+                        argc, argv, why) != 0)
+        return cli_usage_error(c, "%s", why);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "http_client.h"
 #include "jsonprint.h"
 #include "tool_args.h"
+#include "tool_device.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -82,11 +83,7 @@ custos_err cli_read_passphrase(char out[CLI_PASSPHRASE_MAX + 1], size_t *out_len
 /* ---- the device: posix port on --device-dir, device secret, clock ------- */
 
 typedef struct cli_device {
-    custos_port_posix *posix;
-    const custos_port *inner; /* the posix port's callbacks */
-    custos_port port;         /* forwards to inner; secret and clock wrapped (ctx: this) */
-    char secret_file[4096];
-    int may_create_secret;
+    tool_device td;          /* td.port: the posix port (owner: this) */
     custos_hc *hc;           /* connected mode: the HTTPS client (cli_device_connect) */
     long exchange_timeout_s; /* connected mode: at most this long per exchange */
 } cli_device;

@@ -106,8 +106,14 @@ static void report(const custos_connect_status *st, custos_connect_status *last)
             fprintf(stderr, "request %s is %s\n", st->request_id, st->state);
         break;
     case CUSTOS_CONNECT_INSTALLED:
-        fprintf(stderr, "installed profile for device %s (request %s)\n", st->device_id,
-                st->request_id);
+        if (st->http_status != 202)
+            fprintf(stderr, "installed profile for device %s (request %s)\n", st->device_id,
+                    st->request_id);
+        else if (last->phase != CUSTOS_CONNECT_INSTALLED || last->http_status != 202)
+            fprintf(stderr,
+                    "receipt for request %s queued (a gateway): waiting until the cloud "
+                    "confirms it\n",
+                    st->request_id);
         break;
     case CUSTOS_CONNECT_PROVISIONED:
         fprintf(stderr, "provisioned: the server confirmed device %s (request %s)\n", st->device_id,
@@ -151,7 +157,7 @@ int cli_connect_run(cli_device *d, const cli_args *a)
         if (remaining <= 0)
             break;
         d->exchange_timeout_s = remaining;
-        r = custos_connect_step(&st, &d->port, server);
+        r = custos_connect_step(&st, &d->td.port, server);
         if (r == 0) {
             failures = 0;
             last_error[0] = '\0';
@@ -191,7 +197,7 @@ static custos_err local_state(char state[16], char serial[CUSTOS_MAX_SERIAL_LEN 
 {
     char *json = NULL;
     json_t *j = NULL;
-    custos_err r = custos_device_status(&json, &d->port);
+    custos_err r = custos_device_status(&json, &d->td.port);
     state[0] = serial[0] = component[0] = '\0';
     if (r < 0)
         return r;
@@ -222,7 +228,8 @@ static custos_err pending_package_id(char out[CUSTOS_ID_LEN + 1], const cli_devi
     out[0] = '\0';
     if (buf == NULL)
         return cli_error(CUSTOS_ERR_NOMEM, NULL, "out of memory");
-    r = d->port.storage_read(buf, CUSTOS_MAX_REQUEST_SIZE, &len, CUSTOS_OBJ_REQUEST, d->port.ctx);
+    r = d->td.port.storage_read(buf, CUSTOS_MAX_REQUEST_SIZE, &len, CUSTOS_OBJ_REQUEST,
+                                d->td.port.ctx);
     if (r == 0)
         r = custos_inspect(&json, buf, len);
     if (r == 0 && (j = json_loads(json, 0, NULL)) != NULL)

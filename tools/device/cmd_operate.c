@@ -46,7 +46,7 @@ int cmd_status(const cli_args *a)
     if (ret < 0)
         goto out;
     dev_open = 1;
-    ret = custos_device_status(&json, &dev.port);
+    ret = custos_device_status(&json, &dev.td.port);
     if (ret < 0)
         goto out;
     j = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
@@ -114,7 +114,7 @@ static int is_rotating(const cli_device *dev)
     char *json = NULL;
     json_t *j = NULL;
     int rotating = 0;
-    if (custos_device_status(&json, &dev->port) < 0) {
+    if (custos_device_status(&json, &dev->td.port) < 0) {
         custos_error_clear();
         return 0;
     }

@@ -175,7 +175,7 @@ int cli_request_identity(const cli_args *a, const cli_command *c)
     ropts.identity.manufacturer = n_manuf > 0 ? manuf : NULL;
     ropts.identity.manufacturer_count = n_manuf;
     ropts.flags = keep ? CUSTOS_REQUEST_KEEP_PACKAGE : 0;
-    ret = custos_device_request(&mcpr, &mcpr_len, &dev.port, pkg, &ropts);
+    ret = custos_device_request(&mcpr, &mcpr_len, &dev.td.port, pkg, &ropts);
     if (ret < 0)
         goto out;
 
@@ -229,7 +229,7 @@ int cmd_install(const cli_args *a)
     if (ret < 0)
         goto out;
     dev_open = 1;
-    ret = custos_device_install(&res, &dev.port, cp, cp_len);
+    ret = custos_device_install(&res, &dev.td.port, cp, cp_len);
     if (ret < 0)
         goto out;
     for (size_t i = 0; i < sizeof(res.profile_sha256); i++)

@@ -10,7 +10,8 @@
 static custos_err cli_transport(custos_http_response *out, const custos_http_request *req,
                                 void *ctx)
 {
-    cli_device *d = ctx;
+    const tool_device *td = ctx;
+    cli_device *d = td->owner;
     custos_hc_request rq;
     custos_hc_response rs;
     custos_err r;
@@ -57,6 +58,6 @@ custos_err cli_device_connect(cli_device *d)
         r = custos_hc_new(&d->hc);
     if (r < 0)
         return r;
-    d->port.transport = cli_transport;
+    d->td.port.transport = cli_transport;
     return CUSTOS_OK;
 }
