@@ -206,8 +206,11 @@ static double call(client *cl, const char *method, const char *path, const char 
     else
         curl_easy_setopt(cl->c, CURLOPT_HTTPGET, 1L);
     t0 = now_s();
-    if (curl_easy_perform(cl->c) != CURLE_OK)
-        fail(url);
+    CURLcode cc = curl_easy_perform(cl->c);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "bench_console: %s %s: %s\n", method, path, curl_easy_strerror(cc));
+        exit(1);
+    }
     curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &code);
     if (code != want) {
         /* Never the body of a sign-in: it would carry the session's secret. */
@@ -397,7 +400,7 @@ int main(int argc, char **argv)
     qs[nq].name = "serial prefix, 1% of rows";
     for (int i = 0; i < 4; i++)
         snprintf(qs[nq].paths[i], 512, "/api/v1/requests?limit=50&q=SN-%03zu",
-                 (rows / 10000) * (size_t)(i + 1) / 4 % 1000);
+                 (rows / 10000) * (size_t)i / 4 % 1000);
     qs[nq++].n_paths = 4;
     qs[nq].name = "serial prefix, 10%, newest rows";
     snprintf(qs[nq].paths[0], 512, "/api/v1/requests?limit=50&q=SN-%02zu", (rows - 1) / 100000);

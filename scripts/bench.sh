@@ -21,3 +21,7 @@ echo
 # Devices/s through one custos-gateway versus directly to custosd, same run
 # (bench/bench_gateway.sh): BENCH_GW_DEVICES per run, BENCH_GW_CONCURRENCY in flight.
 bash "$(dirname "$0")/../bench/bench_gateway.sh" "$build"
+echo
+# The Devices page's API calls on a million devices (bench/bench_console.c):
+# BENCH_CONSOLE_ROWS requests seeded into the store, then custosd serve asked 100 times each.
+"$build/bench/bench_console" --custosd "$build/custosd" --rows "${BENCH_CONSOLE_ROWS:-1000000}"
