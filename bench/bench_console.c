@@ -121,7 +121,7 @@ static void seed(const char *dir, size_t rows, char *password, size_t pw_cap)
     t0 = now_s();
     for (size_t i = 0; i < rows; i++) {
         custos_store_request q;
-        uint32_t rnd;
+        uint32_t rnd = 0;
         if (i % 50000 == 0 && (r = st->ops->begin(st->ctx)) != CUSTOS_OK)
             die("begin", r);
         memset(&q, 0, sizeof(q));

@@ -17,8 +17,8 @@
 /* ---- helpers (util.c) ------------------------------------------------------ */
 
 double now_s(void);
-void die(const char *what, custos_err r);
-void fail(const char *what);
+_Noreturn void die(const char *what, custos_err r);
+_Noreturn void fail(const char *what);
 
 /* ---- the workload and the data directory (setup.c) ------------------------ */
 

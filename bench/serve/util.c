@@ -14,7 +14,7 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void die(const char *what, custos_err r)
+_Noreturn void die(const char *what, custos_err r)
 {
     const custos_error *e = custos_error_last();
     fprintf(stderr, "%s: %s: %s: %s\n", program_invocation_short_name, what, custos_err_code(r),
@@ -22,7 +22,7 @@ void die(const char *what, custos_err r)
     exit(1);
 }
 
-void fail(const char *what)
+_Noreturn void fail(const char *what)
 {
     fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
     exit(1);
