@@ -25,6 +25,9 @@ void server_start(server *s, const char *custosd, const char *data, const char *
     snprintf(s->log, sizeof(s->log), "%s/custosd.log", root);
     snprintf(wbuf, sizeof(wbuf), "%d", workers);
     s->port = 0;
+    /* A log left by an earlier run would name its port before the child's
+     * O_TRUNC: start from none. */
+    (void)unlink(s->log);
     s->pid = fork();
     if (s->pid < 0)
         fail("fork failed");

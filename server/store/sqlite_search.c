@@ -6,7 +6,7 @@
  * hardware-id index, to skip a row both ranges hold). The matches of both
  * ranges are read from the indexes alone, filtered, and the newest `limit`
  * kept in a bounded heap; only those rows are then read from the table. A
- * page costs one index entry per match (about 10 ms per 100,000 here), never
+ * page costs one index entry per match (about 0.4 ms per 1,000 here), never
  * a sort of the matches or a walk of the table.
  *
  * A prefix many rows match ("SN-") is cheaper the other way round: walk the
@@ -23,15 +23,20 @@
 #include "store/sqlite_int.h"
 
 #define SEARCH_QUICK 20000
-#define SEARCH_WINDOW 20000
+#define SEARCH_WINDOW 5000
 
 enum { SS_SERIAL, SS_HARDWARE, SS_FETCH };
 
 static const char *const SEARCH_SQL[] = {
+    /* Backwards through the range: where serials grow with time, as fleets'
+     * do, the newest rows come first and every later one is passed over on
+     * its creation time alone. */
     [SS_SERIAL] = "SELECT rowid, created, id, state, system, component FROM requests"
-                  " INDEXED BY requests_serial WHERE serial >= ?1 AND serial < ?2",
+                  " INDEXED BY requests_serial WHERE serial >= ?1 AND serial < ?2"
+                  " ORDER BY serial DESC",
     [SS_HARDWARE] = "SELECT rowid, created, id, state, system, component, serial FROM requests"
-                    " INDEXED BY requests_hardware WHERE hardware_id >= ?1 AND hardware_id < ?2",
+                    " INDEXED BY requests_hardware WHERE hardware_id >= ?1 AND hardware_id < ?2"
+                    " ORDER BY hardware_id DESC",
     [SS_FETCH] = "SELECT " CUSTOS_SQ_REQ_LIST_COLS " FROM requests WHERE rowid = ?1",
 };
 

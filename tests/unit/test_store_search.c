@@ -191,8 +191,8 @@ static void test_many_matches_recent(void **state)
 static void test_many_matches_old(void **state)
 {
     fx *f = *state;
-    /* 24,000 OLD- serials (plus 21 new rows by hardware id): none of the
-     * newest 20,000 rows but those 21; the whole index range */
+    /* 24,000 OLD- serials (plus 21 new rows by hardware id): of the newest
+     * 5,000 rows only a few match, so the whole index range is read */
     check(f, "OLD-", 0, NULL, NULL, 50);
     check(f, "OLD-", 5, "s1", NULL, 10);
     check(f, "O", 0, NULL, "c1", 100);
