@@ -6,7 +6,7 @@
  * hardware-id index, to skip a row both ranges hold). The matches of both
  * ranges are read from the indexes alone, filtered, and the newest `limit`
  * kept in a bounded heap; only those rows are then read from the table. A
- * page costs one index entry per match (about 0.4 ms per 1,000 here), never
+ * page costs one index entry per match (about 0.6 ms per 1,000 here), never
  * a sort of the matches or a walk of the table.
  *
  * A prefix many rows match ("SN-") is cheaper the other way round: walk the
