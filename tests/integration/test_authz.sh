@@ -329,6 +329,12 @@ resolve() {
         jq --arg n "az$tag" '.name = $n' "$VECTORS/system-infusion.json" >"$W/sys.json"
         json_body "@$W/sys.json"
         ;;
+    "PUT /api/v1/systems/{system}")
+        # an allowed edit renames the system for people; a refused one must change nothing
+        if [ "$pool" = 1 ]; then dn="Authz edit $tag"; else dn="LEAKEDIT-$tag"; fi
+        jq --arg d "$dn" '.display_name = $d' "$VECTORS/system-infusion.json" >"$W/sys-edit.json"
+        json_body "@$W/sys-edit.json"
+        ;;
     "PUT /api/v1/systems/{system}/policy")
         if [ "$pool" = 1 ]; then json_body '{"mode": "manual"}'; else json_body "{\"mode\": \"manual\", \"deny\": [\"LEAK-$tag\"]}"; fi
         ;;
@@ -553,6 +559,9 @@ jq -e '[.items[].username | select(startswith("azudeny"))] | length == 0' "$W/bo
 must 200 root GET /api/v1/tokens
 jq -e '[.items[].name | select(startswith("az-deny"))] | length == 0' "$W/body" >/dev/null ||
     mismatch "refused POST /api/v1/tokens created: $(jq -c '[.items[].name | select(startswith("az-deny"))]' "$W/body")"
+must 200 root GET "/api/v1/systems/$SYS"
+jq -e '.display_name | startswith("LEAKEDIT-") | not' "$W/body" >/dev/null ||
+    mismatch "refused PUT /api/v1/systems/$SYS changed it: $(jq -c .display_name "$W/body")"
 must 200 root GET "/api/v1/systems/$SYS/policy"
 jq -e '[.deny[]? | select(startswith("LEAK-"))] | length == 0' "$W/body" >/dev/null ||
     mismatch "refused PUT policy changed the deny list: $(jq -c .deny "$W/body")"
